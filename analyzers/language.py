@@ -1,0 +1,64 @@
+"""Language identification by script: cheap enough for every event.
+
+Chinese is told apart by Han characters, English by Latin letters; a text with a real
+share of both is ``mixed``; text in other scripts (Cyrillic, Kana, Hangul, Arabic, ...)
+or with no letters at all is ``other``. Counting code points is ~100x faster than an
+n-gram model and is right for the zh/en traffic this processor serves. The counts are
+made by compiled regexes (C loops) and only over a bounded prefix of long texts, so
+the cost per document stays a few microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+VERSION = "script-2"
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+# Letters of any script (\w minus digits and underscore); Han characters count here too.
+_LETTER = re.compile(r"[^\W\d_]")
+# Japanese kana: text with kana is Japanese even though it is mostly Han.
+_KANA = re.compile(r"[\u3040-\u30ff]")
+
+# A prefix this long decides the language of any realistic document.
+_SAMPLE_CHARS = 2000
+
+
+def _count(pattern: re.Pattern[str], text: str) -> int:
+    return len(pattern.findall(text))
+
+
+class LanguageDetector:
+    name = "language"
+    version = VERSION
+
+    def __init__(self, *, mixed_min_share: float = 0.2) -> None:
+        self.mixed_min_share = mixed_min_share
+
+    def detect(self, text: str) -> str:
+        """``zh``, ``en``, ``mixed`` (real shares of both) or ``other``."""
+        sample = text[:_SAMPLE_CHARS]
+        han = _count(_HAN, sample)
+        latin = _count(_LATIN, sample)
+        letters = _count(_LETTER, sample)
+        other = letters - han - latin
+        kana = _count(_KANA, sample) if other else 0
+        # A Han character carries about as much as a 3-letter English word chunk.
+        han_weight = han * 3
+        total = han_weight + latin + other
+        if total == 0:
+            return "other"
+        if other > total * 0.5 or (kana and kana * 5 >= han):
+            return "other"
+        zh_share = han_weight / total
+        en_share = latin / total
+        if zh_share >= self.mixed_min_share and en_share >= self.mixed_min_share:
+            return "mixed"
+        if han_weight >= latin:
+            return "zh"
+        return "en"
+
+    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[str]:
+        return [self.detect(t) for t in texts]

@@ -1,0 +1,257 @@
+"""Vectorised character features for the Chinese entity tagger.
+
+Every feature of a character is one 64-bit key made arithmetically from normalised code
+points (no vocabulary, no Python ``hash()``), so the same text gives the same keys in
+every process and a whole batch of texts is featurised by a few numpy operations. The
+keys are looked up in a hashed weight table (:class:`HashedWeights`) whose slots carry a
+16-bit fingerprint, so a key never seen in training scores zero instead of borrowing a
+colliding feature's weights.
+
+A batch is one code-point array: each text is preceded and followed by ``PAD`` sentinel
+positions, so a window of +-2 characters never sees a neighbouring text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+# Sentinel positions around every text; the feature window is +-2 characters wide.
+PAD = 2
+SENTINEL = 0
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+# Character classes (also used as feature payloads).
+CLS_SENTINEL, CLS_HAN, CLS_DIGIT, CLS_UPPER, CLS_LOWER, CLS_SPACE, CLS_PUNCT, CLS_OTHER = range(8)
+
+# Gazetteer entity kinds, in the bit order of the gazetteer table.
+GAZ_KINDS = ("PER", "LOC", "ORG")
+GAZ_MIN_LEN = 2
+GAZ_MAX_LEN = 7
+
+
+def codepoints(text: str) -> I64:
+    """Code points of ``text``; index i is ``text[i]`` (lone surrogates pass through)."""
+    raw = text.encode("utf-32-le", errors="surrogatepass")
+    return np.frombuffer(raw, dtype=np.uint32).astype(np.int64)
+
+
+def batch_codepoints(texts: Sequence[str]) -> tuple[I64, I64]:
+    """One padded code-point array for all texts, and each text's first index in it."""
+    sep = "\x00" * PAD
+    joined = sep + sep.join(t.replace("\x00", " ") for t in texts) + sep
+    codes = codepoints(joined)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    starts = PAD + np.concatenate(([0], np.cumsum(lengths + PAD)[:-1])) if len(texts) else lengths
+    return codes, starts.astype(np.int64)
+
+
+def normalise(codes: I64) -> I64:
+    """Fold full-width ASCII to half-width, digits to '0' and Latin letters to lower case."""
+    c = np.where((codes >= 0xFF01) & (codes <= 0xFF5E), codes - 0xFEE0, codes)
+    c = np.where(c == 0x3000, 0x20, c)
+    c = np.where((c >= 0x30) & (c <= 0x39), 0x30, c)
+    return np.where((c >= 0x41) & (c <= 0x5A), c + 0x20, c)
+
+
+def char_classes(codes: I64) -> I64:
+    """Class of each raw code point (see the ``CLS_*`` constants)."""
+    c = np.where((codes >= 0xFF01) & (codes <= 0xFF5E), codes - 0xFEE0, codes)
+    cls = np.full(c.shape, CLS_OTHER, dtype=np.int64)
+    han = (
+        ((c >= 0x4E00) & (c <= 0x9FFF))
+        | ((c >= 0x3400) & (c <= 0x4DBF))
+        | ((c >= 0xF900) & (c <= 0xFAFF))
+        | ((c >= 0x20000) & (c <= 0x3FFFF))
+    )
+    cls[han] = CLS_HAN
+    cls[(c >= 0x30) & (c <= 0x39)] = CLS_DIGIT
+    cls[(c >= 0x41) & (c <= 0x5A)] = CLS_UPPER
+    cls[(c >= 0x61) & (c <= 0x7A)] = CLS_LOWER
+    cls[(c == 0x20) | (c == 0x09) | (c == 0x0A) | (c == 0x0D) | (c == 0x3000) | (c == 0xA0)] = (
+        CLS_SPACE
+    )
+    punct = ((c >= 0x21) & (c <= 0x2F)) | ((c >= 0x3A) & (c <= 0x40)) | ((c >= 0x5B) & (c <= 0x60))
+    punct |= ((c >= 0x7B) & (c <= 0x7E)) | ((c >= 0x3001) & (c <= 0x303F))
+    punct |= (c >= 0x2010) & (c <= 0x206F)
+    cls[punct] = CLS_PUNCT
+    cls[codes == SENTINEL] = CLS_SENTINEL
+    return cls
+
+
+def _shift(a: I64, k: int) -> I64:
+    """``a`` moved so that index i holds a[i + k] (edges filled with the sentinel)."""
+    if k == 0:
+        return a
+    out = np.zeros_like(a)
+    if k > 0:
+        out[:-k] = a[k:]
+    else:
+        out[-k:] = a[:k]
+    return out
+
+
+def _hash_key(template: int, *parts: I64) -> U64:
+    seed = np.uint64(((template + 1) * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF)
+    acc = np.full(parts[0].shape, seed, dtype=np.uint64)
+    for p in parts:
+        acc = (acc ^ p.astype(np.uint64)) * _M1
+    return acc ^ (acc >> np.uint64(29))
+
+
+@dataclass(frozen=True, slots=True)
+class Gazetteer:
+    """Known names by kind, as a fingerprinted hash table of n-gram keys (n = 2..7)."""
+
+    kinds: npt.NDArray[np.uint8]  # bit k set: an entry of GAZ_KINDS[k] hashes to the slot
+    fingerprints: npt.NDArray[np.uint16]
+
+    @property
+    def bits(self) -> int:
+        return int(self.kinds.shape[0]).bit_length() - 1
+
+    @classmethod
+    def build(cls, entries: Iterable[tuple[str, int]], bits: int = 19) -> Gazetteer:
+        """From (name, kind index) pairs; names outside 2..7 characters are ignored."""
+        kinds = np.zeros(1 << bits, dtype=np.uint8)
+        fps = np.zeros(1 << bits, dtype=np.uint16)
+        for name, kind in entries:
+            if not GAZ_MIN_LEN <= len(name) <= GAZ_MAX_LEN:
+                continue
+            key = _ngram_keys(normalise(codepoints(name)), len(name))[:1]
+            slot, fp = _slot_and_fingerprint(key, bits)
+            s = int(slot[0])
+            if kinds[s] and fps[s] != fp[0]:
+                continue  # occupied by another name: first come keeps it
+            kinds[s] |= np.uint8(1 << kind)
+            fps[s] = fp[0]
+        return cls(kinds=kinds, fingerprints=fps)
+
+    def match_codes(self, norm: I64) -> I64:
+        """Per character and kind, the position in the longest covering name.
+
+        Shape (len, 3); 0 none, 1 begin, 2 middle, 3 end. Longer matches win.
+        """
+        n_chars = norm.shape[0]
+        codes = np.zeros((n_chars, len(GAZ_KINDS)), dtype=np.int64)
+        for n in range(GAZ_MIN_LEN, GAZ_MAX_LEN + 1):
+            if n > n_chars:
+                break
+            keys = _ngram_keys(norm, n)
+            slot, fp = _slot_and_fingerprint(keys, self.bits)
+            hit = (self.fingerprints[slot] == fp) & (self.kinds[slot] != 0)
+            starts = np.flatnonzero(hit)
+            if starts.size == 0:
+                continue
+            kind_bits = self.kinds[slot[starts]]
+            for k in range(len(GAZ_KINDS)):
+                s = starts[(kind_bits & (1 << k)) != 0]
+                if s.size == 0:
+                    continue
+                codes[s, k] = 1
+                for j in range(1, n - 1):
+                    codes[s + j, k] = 2
+                codes[s + n - 1, k] = 3
+        return codes
+
+
+def _ngram_keys(norm: I64, n: int) -> U64:
+    """Key of the n-gram starting at each index (valid for the first len - n + 1)."""
+    m = norm.shape[0] - n + 1
+    acc = np.full(m, np.uint64((n * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    for j in range(n):
+        acc = (acc ^ norm[j : j + m].astype(np.uint64)) * _M1
+    return acc ^ (acc >> np.uint64(31))
+
+
+def _slot_and_fingerprint(keys: U64, bits: int) -> tuple[I64, npt.NDArray[np.uint16]]:
+    mixed = keys * _M2
+    slot = (mixed >> np.uint64(64 - bits)).astype(np.int64)
+    fp = ((mixed >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
+    return slot, fp
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureExtractor:
+    """Feature keys of every character: shape (len(codes), n_templates)."""
+
+    gazetteer: Gazetteer
+
+    def keys(self, codes: I64) -> U64:
+        norm = normalise(codes)
+        cls = char_classes(codes)
+        n = norm.shape[0]
+        u = {k: _shift(norm, k) for k in (-2, -1, 0, 1, 2)}
+        cl = {k: _shift(cls, k) for k in (-2, -1, 0, 1, 2)}
+        gaz = self.gazetteer.match_codes(norm)
+        # One small-integer payload per character for the gazetteer codes of all kinds.
+        gaz_all = gaz[:, 0] * 16 + gaz[:, 1] * 4 + gaz[:, 2]
+        cols: list[U64] = [
+            _hash_key(0, np.zeros(n, dtype=np.int64)),  # bias
+            _hash_key(1, u[-2]),
+            _hash_key(2, u[-1]),
+            _hash_key(3, u[0]),
+            _hash_key(4, u[1]),
+            _hash_key(5, u[2]),
+            _hash_key(6, u[-2], u[-1]),
+            _hash_key(7, u[-1], u[0]),
+            _hash_key(8, u[0], u[1]),
+            _hash_key(9, u[1], u[2]),
+            _hash_key(10, u[-1], u[1]),
+            _hash_key(11, u[-1], u[0], u[1]),
+            _hash_key(12, cl[-2] * 64 + cl[-1] * 8 + cl[0], cl[1] * 8 + cl[2]),
+            _hash_key(13, gaz_all),
+            _hash_key(14, gaz[:, 0], u[0]),
+            _hash_key(15, gaz[:, 1], u[0]),
+            _hash_key(16, gaz[:, 2], u[0]),
+            _hash_key(17, _shift(gaz_all, -1), gaz_all, _shift(gaz_all, 1)),
+        ]
+        return np.stack(cols, axis=1)
+
+
+@dataclass(frozen=True, slots=True)
+class HashedWeights:
+    """Feature key -> per-tag weights, through a fingerprinted open hash table."""
+
+    slot_rows: npt.NDArray[np.int32]  # row in ``rows`` for each slot; 0 is the all-zero row
+    slot_fingerprints: npt.NDArray[np.uint16]
+    rows: npt.NDArray[np.float32]  # (n_rows, n_tags)
+
+    @property
+    def bits(self) -> int:
+        return int(self.slot_rows.shape[0]).bit_length() - 1
+
+    @classmethod
+    def build(cls, features: dict[int, npt.NDArray[np.float32]], n_tags: int, bits: int) -> HashedWeights:
+        """From exact feature keys; on a slot collision the larger weight vector stays."""
+        keys = np.fromiter(features.keys(), dtype=np.uint64, count=len(features))
+        vecs = np.stack(list(features.values())) if features else np.zeros((0, n_tags), np.float32)
+        slot, fp = _slot_and_fingerprint(keys, bits)
+        order = np.argsort(-np.abs(vecs).sum(axis=1), kind="stable")
+        slot_rows = np.zeros(1 << bits, dtype=np.int32)
+        slot_fps = np.zeros(1 << bits, dtype=np.uint16)
+        rows = [np.zeros(n_tags, dtype=np.float32)]
+        for i in order:
+            s = int(slot[i])
+            if slot_rows[s]:
+                continue
+            slot_rows[s] = len(rows)
+            slot_fps[s] = fp[i]
+            rows.append(vecs[i].astype(np.float32))
+        return cls(slot_rows=slot_rows, slot_fingerprints=slot_fps, rows=np.stack(rows))
+
+    def emissions(self, keys: U64) -> npt.NDArray[np.float32]:
+        """Summed weights of each row of ``keys``: shape (keys.shape[0], n_tags)."""
+        slot, fp = _slot_and_fingerprint(keys.ravel(), self.bits)
+        row = self.slot_rows[slot]
+        row = np.where(self.slot_fingerprints[slot] == fp, row, 0)
+        gathered = self.rows[row.reshape(keys.shape)]
+        return gathered.sum(axis=1)

@@ -1,0 +1,172 @@
+"""Runs the requested analysis stages over a batch of texts.
+
+The pipeline isolates failures: when a stage raises on a batch it retries that stage
+one text at a time, so one pathological text costs only its own field (reported in
+``errors``) and never the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzers.base import Analyzer
+from schemas.errors import ContentStreamError, ErrorCode
+from schemas.events import ALL_ANALYSES, AnalysisName
+from schemas.results import Entity, Keyword, Sentiment, StageError
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRequest:
+    text: str
+    analyses: frozenset[AnalysisName] = frozenset(ALL_ANALYSES)
+    language_hint: str | None = None
+
+
+@dataclass(slots=True)
+class AnalysisOutput:
+    language: str | None = None
+    sentiment: Sentiment | None = None
+    keywords: list[Keyword] | None = None
+    summary: str | None = None
+    entities: list[Entity] | None = None
+    errors: list[StageError] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    analyzer_versions: dict[str, str] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        """The result fields as plain JSON-able data (for AnalysisResult)."""
+        return {
+            "language": self.language,
+            "sentiment": self.sentiment.model_dump() if self.sentiment is not None else None,
+            "keywords": [k.model_dump() for k in self.keywords]
+            if self.keywords is not None
+            else None,
+            "summary": self.summary,
+            "entities": [e.model_dump() for e in self.entities]
+            if self.entities is not None
+            else None,
+            "errors": [e.model_dump(mode="json") for e in self.errors],
+            "timings_ms": self.timings_ms,
+            "analyzer_versions": self.analyzer_versions,
+        }
+
+
+# Stage order: language first, since every other stage reads its output.
+STAGE_ORDER: tuple[AnalysisName, ...] = (
+    AnalysisName.SENTIMENT,
+    AnalysisName.KEYWORDS,
+    AnalysisName.SUMMARY,
+    AnalysisName.ENTITIES,
+)
+
+Clock = Callable[[], float]
+
+
+class AnalysisPipeline:
+    """Language detection, then each requested stage over the texts that asked for it."""
+
+    def __init__(
+        self,
+        *,
+        language: Analyzer[str],
+        stages: dict[AnalysisName, Analyzer[Any]],
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.language = language
+        self.stages = stages
+        self._clock = clock
+
+    @property
+    def versions(self) -> dict[str, str]:
+        found = {"language": self.language.version}
+        found.update({name.value: a.version for name, a in self.stages.items()})
+        return found
+
+    def analyze(self, requests: Sequence[AnalysisRequest]) -> list[AnalysisOutput]:
+        outputs = [AnalysisOutput() for _ in requests]
+        if not requests:
+            return outputs
+        texts = [r.text for r in requests]
+
+        # Language always runs: the other stages choose their model by it.
+        started = self._clock()
+        detected = self._run_stage(self.language, list(range(len(texts))), texts, [""] * len(texts))
+        elapsed = (self._clock() - started) * 1000.0 / len(texts)
+        languages: list[str] = []
+        for i, (req, lang) in enumerate(zip(requests, detected, strict=True)):
+            out = outputs[i]
+            if isinstance(lang, StageError):
+                out.errors.append(lang)
+                lang_value = req.language_hint or "other"
+            else:
+                lang_value = req.language_hint or lang
+            languages.append(lang_value)
+            if AnalysisName.LANGUAGE in req.analyses:
+                out.language = lang_value
+                out.timings_ms["language"] = elapsed
+                out.analyzer_versions["language"] = self.language.version
+
+        for name in STAGE_ORDER:
+            analyzer = self.stages.get(name)
+            wanted = [i for i, r in enumerate(requests) if name in r.analyses]
+            if not wanted:
+                continue
+            if analyzer is None:
+                for i in wanted:
+                    outputs[i].errors.append(
+                        StageError(
+                            stage=name.value,
+                            code=ErrorCode.CONFIGURATION_ERROR,
+                            message=f"analysis {name.value!r} is not enabled on this worker",
+                        )
+                    )
+                continue
+            started = self._clock()
+            values = self._run_stage(
+                analyzer, wanted, [texts[i] for i in wanted], [languages[i] for i in wanted]
+            )
+            elapsed = (self._clock() - started) * 1000.0 / len(wanted)
+            for i, value in zip(wanted, values, strict=True):
+                out = outputs[i]
+                out.timings_ms[name.value] = elapsed
+                out.analyzer_versions[name.value] = analyzer.version
+                if isinstance(value, StageError):
+                    out.errors.append(value)
+                else:
+                    setattr(out, name.value, value)
+        return outputs
+
+    def _run_stage(
+        self,
+        analyzer: Analyzer[Any],
+        indexes: list[int],
+        texts: list[str],
+        languages: list[str],
+    ) -> list[Any]:
+        try:
+            values = analyzer.analyze_batch(texts, languages)
+            if len(values) != len(texts):
+                raise RuntimeError(
+                    f"{analyzer.name} returned {len(values)} outputs for {len(texts)} texts"
+                )
+            return values
+        except Exception:
+            if len(texts) == 1:
+                return [self._one(analyzer, texts[0], languages[0])]
+            return [self._one(analyzer, t, lang) for t, lang in zip(texts, languages, strict=True)]
+
+    @staticmethod
+    def _one(analyzer: Analyzer[Any], text: str, language: str) -> Any:
+        try:
+            return analyzer.analyze_batch([text], [language])[0]
+        except ContentStreamError as exc:
+            return StageError(stage=analyzer.name, code=exc.code, message=exc.message)
+        except Exception as exc:
+            return StageError(
+                stage=analyzer.name,
+                code=ErrorCode.ANALYSIS_FAILED,
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )

@@ -1,0 +1,123 @@
+"""Constrained Viterbi decoding of BIOES tag sequences, batched and region-restricted.
+
+Most characters of real text are clearly outside any entity. A character whose ``O``
+emission beats every other tag by ``margin`` is fixed to ``O``; only the runs between
+such characters (short candidate regions) are decoded, all regions of a batch at once,
+grouped by padded length. The Python loop therefore runs over region lengths (a few
+dozen steps), never over the characters of a long document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+NEG = np.float32(-1e9)
+
+
+def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
+    """Additive masks (0 allowed, NEG forbidden): transitions, first tag, last tag."""
+    n = len(tags)
+    trans = np.full((n, n), NEG, dtype=np.float32)
+    first = np.full(n, NEG, dtype=np.float32)
+    last = np.full(n, NEG, dtype=np.float32)
+    for j, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        if prefix in ("O", "B", "S"):
+            first[j] = 0.0
+        if prefix in ("O", "E", "S"):
+            last[j] = 0.0
+        for i, prev in enumerate(tags):
+            p_prefix, _, p_kind = prev.partition("-")
+            closes = p_prefix in ("O", "E", "S")
+            if prefix in ("O", "B", "S"):
+                ok = closes
+            else:  # I or E continue an open entity of the same kind
+                ok = p_prefix in ("B", "I") and p_kind == kind
+            if ok:
+                trans[i, j] = 0.0
+    return trans, first, last
+
+
+@dataclass(frozen=True, slots=True)
+class RegionViterbi:
+    tags: list[str]
+    transitions: F32  # learned scores, (n_tags, n_tags), previous tag first
+    margin: float = 6.0
+
+    def __post_init__(self) -> None:
+        allowed, first, last = tag_constraints(self.tags)
+        object.__setattr__(self, "_trans", (self.transitions + allowed).astype(np.float32))
+        object.__setattr__(self, "_first", first)
+        object.__setattr__(self, "_last", last)
+        object.__setattr__(self, "_o", self.tags.index("O"))
+
+    def decode(self, emissions: F32, boundary: npt.NDArray[np.bool_]) -> I64:
+        """Best tag index per position. ``boundary`` marks sentinels between texts."""
+        n = emissions.shape[0]
+        o: int = self._o  # type: ignore[attr-defined]
+        trans: F32 = self._trans  # type: ignore[attr-defined]
+        out = np.full(n, o, dtype=np.int64)
+        if n == 0:
+            return out
+        other = np.delete(emissions, o, axis=1).max(axis=1)
+        free = ~boundary & (emissions[:, o] - other <= self.margin)
+        if not free.any():
+            return out
+        edges = np.diff(np.concatenate(([0], free.view(np.int8), [0])))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        lengths = ends - starts
+        # Entry/exit scores: from/to the fixed O neighbour, or nothing at a text edge.
+        prev_boundary = boundary[np.maximum(starts - 1, 0)] | (starts == 0)
+        next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n)
+        enter = np.where(prev_boundary[:, None], self._first, trans[o][None, :])  # type: ignore[attr-defined]
+        leave = np.where(next_boundary[:, None], self._last, trans[:, o][None, :])  # type: ignore[attr-defined]
+        padded = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
+        for size in np.unique(padded):
+            group = np.flatnonzero(padded == size)
+            self._decode_group(
+                emissions, out, starts[group], lengths[group], int(size), enter[group], leave[group]
+            )
+        return out
+
+    def _decode_group(
+        self,
+        emissions: F32,
+        out: I64,
+        starts: I64,
+        lengths: I64,
+        size: int,
+        enter: F32,
+        leave: F32,
+    ) -> None:
+        trans: F32 = self._trans  # type: ignore[attr-defined]
+        n_tags = trans.shape[0]
+        n_regions = starts.shape[0]
+        steps = np.arange(size)
+        pos = np.minimum(starts[:, None] + steps[None, :], emissions.shape[0] - 1)
+        em = emissions[pos]  # (R, size, T)
+        rows = np.arange(n_regions)
+        identity = np.broadcast_to(np.arange(n_tags), (n_regions, n_tags))
+        back = np.empty((n_regions, size, n_tags), dtype=np.int64)
+        score = em[:, 0, :] + enter
+        for t in range(1, size):
+            cand = score[:, :, None] + trans[None, :, :]
+            best = cand.argmax(axis=1)
+            new = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :] + em[:, t, :]
+            live = (t < lengths)[:, None]
+            score = np.where(live, new, score)
+            back[:, t, :] = np.where(live, best, identity)
+        tag = (score + leave).argmax(axis=1)
+        path = np.empty((n_regions, size), dtype=np.int64)
+        for t in range(size - 1, 0, -1):
+            path[:, t] = tag
+            tag = back[rows, t, tag]
+        path[:, 0] = tag
+        valid = steps[None, :] < lengths[:, None]
+        out[pos[valid]] = path[valid]

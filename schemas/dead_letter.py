@@ -1,0 +1,93 @@
+"""DeadLetter v1: an event the worker could not process, with the reason.
+
+The dead-letter topic's record *value* is the original bytes, untouched, so that replay
+re-publishes exactly what the producer sent. The reason travels in the record headers
+(see :data:`HEADER_NAMES`). ``DeadLetter`` is the typed view of one such record, and its
+JSON form is what ``contentstream tail --dead-letters`` prints.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.errors import ErrorCode
+
+HEADER_PREFIX = "contentstream-"
+HEADER_NAMES = {
+    "code": "contentstream-error-code",
+    "message": "contentstream-error-message",
+    "stage": "contentstream-stage",
+    "topic": "contentstream-source-topic",
+    "partition": "contentstream-source-partition",
+    "offset": "contentstream-source-offset",
+    "first_seen": "contentstream-first-seen",
+    "attempts": "contentstream-attempts",
+    "event_id": "contentstream-event-id",
+}
+MAX_HEADER_MESSAGE_CHARS = 1000
+
+
+class DeadLetter(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        title="DeadLetter",
+        json_schema_extra={
+            "$id": "https://contentstream.dev/schemas/dead_letter.v1.json",
+            "description": "An event that could not be processed. On Kafka the record value "
+            "is the original bytes and these fields are headers; this JSON form is what the "
+            "CLI prints. Version 1.",
+        },
+    )
+
+    schema_version: int = 1
+    error_code: ErrorCode
+    message: str
+    stage: str = Field(description="Where it failed: decode, validate, or an analysis stage.")
+    event_id: str | None = Field(default=None, description="The event id when it was readable.")
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    first_seen: datetime
+    attempts: int = Field(default=1, ge=1)
+    original_b64: str = Field(description="The original record value, base64-encoded.")
+
+    @property
+    def original(self) -> bytes:
+        return base64.b64decode(self.original_b64)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The Kafka headers this dead letter is published with."""
+        values = {
+            "code": self.error_code.value,
+            "message": self.message[:MAX_HEADER_MESSAGE_CHARS],
+            "stage": self.stage,
+            "topic": self.source_topic,
+            "partition": str(self.source_partition),
+            "offset": str(self.source_offset),
+            "first_seen": self.first_seen.isoformat(),
+            "attempts": str(self.attempts),
+        }
+        if self.event_id is not None:
+            values["event_id"] = self.event_id
+        return [(HEADER_NAMES[k], v.encode("utf-8")) for k, v in values.items()]
+
+    @classmethod
+    def from_record(cls, value: bytes, headers: list[tuple[str, bytes]]) -> DeadLetter:
+        """Rebuild the typed view from a dead-letter record read back from Kafka."""
+        by_name = {name: raw.decode("utf-8", "replace") for name, raw in headers}
+        field = {k: by_name.get(v) for k, v in HEADER_NAMES.items()}
+        return cls(
+            error_code=ErrorCode(field["code"] or ErrorCode.INTERNAL_ERROR),
+            message=field["message"] or "",
+            stage=field["stage"] or "unknown",
+            event_id=field["event_id"],
+            source_topic=field["topic"] or "",
+            source_partition=int(field["partition"] or -1),
+            source_offset=int(field["offset"] or -1),
+            first_seen=datetime.fromisoformat(field["first_seen"] or "1970-01-01T00:00:00+00:00"),
+            attempts=int(field["attempts"] or 1),
+            original_b64=base64.b64encode(value).decode("ascii"),
+        )

@@ -1,0 +1,124 @@
+"""Builds the keyword extractor's data files in analyzers/resources/ (reproducibly).
+
+1. ``zh_boundary_words.txt``: words that are frequent in the CSL abstracts but almost
+   never inside an author keyword (进行, 结果表明, 具有 ...). They split candidate
+   phrases like function words do.
+2. ``keyword_ranker.json``: logistic-regression weights over the candidate features of
+   ``analyzers.keywords.FEATURE_NAMES`` (label: the candidate is an author keyword).
+
+Both are learned from the tuning part of ``keywords/csl_dev.jsonl`` (CSL, Apache-2.0);
+the held-out part (``evaluation.data.is_held_out``) only measures. Run:
+
+    python scripts/build_keyword_resources.py [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from analyzers import keywords as kw  # noqa: E402
+from analyzers.segmentation import segment_with_offsets  # noqa: E402
+from evaluation.data import default_data_dir, read_jsonl, split_rows  # noqa: E402
+from evaluation.keywords import DATASET, mean_f1  # noqa: E402
+
+RESOURCES = REPO / "analyzers" / "resources"
+BOUNDARY_MIN_COUNT = 8
+BOUNDARY_MAX_INSIDE_SHARE = 0.01
+C = 1.0
+
+
+def boundary_words(rows: list[dict[str, Any]]) -> list[str]:
+    inside: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for row in rows:
+        text = row["text"]
+        spans = [
+            (m.start(), m.end()) for k in row["keywords"] for m in re.finditer(re.escape(k), text)
+        ]
+        for word, start, end in segment_with_offsets(text):
+            total[word] += 1
+            if any(a <= start and end <= b for a, b in spans):
+                inside[word] += 1
+    return sorted(
+        (
+            w
+            for w, n in total.items()
+            if n >= BOUNDARY_MIN_COUNT
+            and inside[w] / n < BOUNDARY_MAX_INSIDE_SHARE
+            and any(ch.isalpha() for ch in w)
+        ),
+        key=lambda w: (-total[w], w),
+    )
+
+
+def training_matrix(rows: list[dict[str, Any]]) -> tuple[list[list[float]], list[int]]:
+    res = kw.load_resources()
+    features: list[list[float]] = []
+    labels: list[int] = []
+    for row in rows:
+        found = kw.zh_candidates(row["text"], res)
+        first, last = kw._first_and_last_sentence(row["text"])
+        gold = set(row["keywords"])
+        for cand in found.candidates.values():
+            features.append(kw.feature_vector(cand, found, first, last, res))
+            labels.append(int(cand.text in gold))
+    return features, labels
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    args = parser.parse_args()
+    path = args.data_dir / DATASET
+    if not path.is_file():
+        print(f"no data at {path}: set --data-dir or CONTENTSTREAM_DATA_DIR", file=sys.stderr)
+        return 1
+    tune, held = split_rows(list(read_jsonl(path)))
+    print(f"tuning rows {len(tune)}, held-out rows {len(held)}")
+
+    words = boundary_words(tune)
+    header = (
+        "# Words frequent in CSL abstracts (Apache-2.0) but almost never inside an author\n"
+        "# keyword; built by scripts/build_keyword_resources.py. One word per line.\n"
+    )
+    (RESOURCES / "zh_boundary_words.txt").write_text(header + "\n".join(words) + "\n", "utf-8")
+    print(f"{len(words)} boundary words")
+    kw.load_resources.cache_clear()
+
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = training_matrix(tune)
+    model = LogisticRegression(C=C, max_iter=5000).fit(features, labels)
+    payload = {
+        "features": list(kw.FEATURE_NAMES),
+        "weights": [round(float(w), 6) for w in model.coef_[0]],
+        "bias": round(float(model.intercept_[0]), 6),
+        "trained_on": f"{DATASET} tuning split ({len(tune)} abstracts), CSL Apache-2.0",
+        "candidates": len(labels),
+        "positives": int(sum(labels)),
+    }
+    (RESOURCES / "keyword_ranker.json").write_bytes(
+        orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    kw.load_resources.cache_clear()
+    for method in kw.METHODS:
+        extractor = kw.KeywordExtractor(top_k=5, method=method)
+        print(
+            f"{method:9s} F1@5 tuning {mean_f1(extractor, tune):.4f}  "
+            f"held-out {mean_f1(extractor, held):.4f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""Train the Chinese entity tagger shipped in analyzers/models/entities/.
+
+    python scripts/train_entities.py            # train on train+tune, write the model
+    python scripts/train_entities.py --tune     # train on train only, score the tune split
+
+A character-level BIOES linear-chain CRF (python-crfsuite, needed at training time only)
+over the hashed feature keys of ``analyzers.ner_features``; its weights are exported
+into the fingerprinted hash table the runtime reads with numpy. The gazetteer features
+come from jieba's bundled dictionary (words tagged nr/nrfg/nrt, ns, nt). Deterministic:
+the split is by sha1 of the text and L-BFGS is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analyzers.entities import (  # noqa: E402
+    DEFAULT_MODEL_DIR,
+    WEIGHTS_FILE,
+    ChineseEntityTagger,
+    EntityRecognizer,
+)
+from analyzers.ner_features import (  # noqa: E402
+    PAD,
+    FeatureExtractor,
+    Gazetteer,
+    HashedWeights,
+    batch_codepoints,
+)
+from evaluation.entities_splits import ENTITY_TYPES, Sentence, Split, sentences  # noqa: E402
+
+TAGS = ["O"] + [f"{p}-{k}" for k in ENTITY_TYPES for p in ("B", "I", "E", "S")]
+JIEBA_KIND = {"nr": 0, "nrfg": 0, "nrt": 0, "ns": 1, "nt": 2}
+WEIGHT_BITS = 20
+GAZ_BITS = 19
+
+
+def jieba_gazetteer(min_freq: int) -> Gazetteer:
+    import jieba
+
+    path = Path(jieba.__file__).parent / "dict.txt"
+    entries: list[tuple[str, int]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] in JIEBA_KIND and int(parts[1]) >= min_freq:
+            entries.append((parts[0], JIEBA_KIND[parts[2]]))
+    return Gazetteer.build(entries, bits=GAZ_BITS)
+
+
+def bioes(sentence: Sentence) -> list[str]:
+    labels = ["O"] * len(sentence.text)
+    for start, end, kind in sentence.spans:
+        if end - start == 1:
+            labels[start] = f"S-{kind}"
+            continue
+        labels[start] = f"B-{kind}"
+        for i in range(start + 1, end - 1):
+            labels[i] = f"I-{kind}"
+        labels[end - 1] = f"E-{kind}"
+    return labels
+
+
+def featurise(extractor: FeatureExtractor, text: str) -> list[list[str]]:
+    codes, _ = batch_codepoints([text])
+    keys = extractor.keys(codes)[PAD : PAD + len(text)]
+    return [[format(k, "x") for k in row] for row in keys.tolist()]
+
+
+def train_crf(
+    extractor: FeatureExtractor,
+    data: list[tuple[Sentence, int]],
+    c1: float,
+    c2: float,
+    iterations: int,
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    import pycrfsuite
+
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for sentence, copies in data:
+        if not sentence.text:
+            continue
+        xseq = featurise(extractor, sentence.text)
+        yseq = bioes(sentence)
+        for _ in range(copies):
+            trainer.append(xseq, yseq)
+    trainer.set_params(
+        {
+            "c1": c1,
+            "c2": c2,
+            "max_iterations": iterations,
+            "feature.possible_transitions": True,
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model = str(Path(tmp) / "crf.model")
+        trainer.train(model)
+        tagger = pycrfsuite.Tagger()
+        tagger.open(model)
+        info = tagger.info()
+    tag_index = {t: i for i, t in enumerate(TAGS)}
+    features: dict[int, np.ndarray] = {}
+    for (attr, label), weight in info.state_features.items():
+        vec = features.setdefault(int(attr, 16), np.zeros(len(TAGS), dtype=np.float32))
+        vec[tag_index[label]] = weight
+    transitions = np.zeros((len(TAGS), len(TAGS)), dtype=np.float32)
+    for (prev, nxt), weight in info.transitions.items():
+        transitions[tag_index[prev], tag_index[nxt]] = weight
+    return features, transitions
+
+
+def model_arrays(
+    gazetteer: Gazetteer, features: dict[int, np.ndarray], transitions: np.ndarray
+) -> dict[str, np.ndarray]:
+    weights = HashedWeights.build(features, len(TAGS), WEIGHT_BITS)
+    return {
+        "tags": np.array(TAGS),
+        "transitions": transitions.astype(np.float32),
+        "slot_rows": weights.slot_rows,
+        "slot_fingerprints": weights.slot_fingerprints,
+        "rows": weights.rows.astype(np.float16),
+        "gaz_kinds": gazetteer.kinds,
+        "gaz_fingerprints": gazetteer.fingerprints,
+    }
+
+
+def score(tagger: ChineseEntityTagger, gold: list[Sentence]) -> dict[str, float]:
+    predicted = tagger.spans_batch([s.text for s in gold])
+    tp = n_pred = n_gold = 0
+    for sentence, spans in zip(gold, predicted, strict=True):
+        want = set(sentence.spans)
+        got = set(spans)
+        tp += len(want & got)
+        n_pred += len(got)
+        n_gold += len(want)
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f, "n": float(len(gold))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tune", action="store_true", help="train on train only, score tune")
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--pd-copies", type=int, default=2)
+    parser.add_argument(
+        "--extra", default="weibo_train,cluener,resume_train", help="other sources (comma list)"
+    )
+    parser.add_argument("--c1", type=float, default=0.05)
+    parser.add_argument("--c2", type=float, default=0.01)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--gaz-min-freq", type=int, default=1)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    gazetteer = jieba_gazetteer(args.gaz_min_freq)
+    extractor = FeatureExtractor(gazetteer)
+    train_splits: set[Split] = {"train"} if args.tune else {"train", "tune"}
+    data = [(s, args.pd_copies) for s in sentences("peoples_daily", train_splits)]
+    for name in filter(None, args.extra.split(",")):
+        data += [(s, 1) for s in sentences(name, {"train", "tune"})]
+    print(f"training sentences: {len(data)}", flush=True)
+    features, transitions = train_crf(extractor, data, args.c1, args.c2, args.iterations)
+    nonzero = sum(1 for v in features.values() if np.any(v))
+    print(f"features: {len(features)} ({nonzero} non-zero), {time.perf_counter() - t0:.0f}s")
+    arrays = model_arrays(gazetteer, features, transitions)
+    tagger = ChineseEntityTagger.from_arrays(arrays, margin=6.0)
+
+    reports = [("peoples_daily", "tune" if args.tune else "test")]
+    reports += [("weibo_dev", "test"), ("cluener", "test")]
+    for name, split in reports:
+        result = score(tagger, sentences(name, {split}))  # type: ignore[arg-type]
+        print(f"{name}/{split}: " + " ".join(f"{k}={v:.4f}" for k, v in result.items()))
+    if not args.tune:
+        args.out.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.out / WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
+        loaded = EntityRecognizer.load(args.out)
+        size = (args.out / WEIGHTS_FILE).stat().st_size
+        print(f"wrote {args.out / WEIGHTS_FILE} ({size / 1e6:.1f} MB), version {loaded.version}")
+
+
+if __name__ == "__main__":
+    main()

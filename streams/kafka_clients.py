@@ -1,0 +1,40 @@
+"""aiokafka clients for the CLI tools, configured from Settings (security included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.settings import Settings
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    from streams.security import aiokafka_client_kwargs
+
+    return aiokafka_client_kwargs(settings)
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    kwargs: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_request_size": 16 * 1024 * 1024,
+        "request_timeout_ms": 30_000,
+    }
+    kwargs.update(_security(settings))  # bootstrap_servers + security
+    kwargs.update(overrides)
+    return AIOKafkaProducer(**kwargs)
+
+
+def make_consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    kwargs: dict[str, Any] = {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "latest",
+        "max_partition_fetch_bytes": 16 * 1024 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+    }
+    kwargs.update(_security(settings))
+    kwargs.update(overrides)
+    return AIOKafkaConsumer(*topics, **kwargs)

@@ -1,0 +1,274 @@
+"""What happens to one raw record: decode, dedup, analyse, publish, remember.
+
+Transport-neutral: the Faust agent (streams/agent.py) feeds it InputRecords and gives it
+a RecordSink; tests feed it directly. It never raises for a bad event: every record ends
+as a result, a partial result, a reused duplicate, or a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from analyzers.pipeline import AnalysisRequest
+from schemas.content_hash import content_hash
+from schemas.errors import (
+    AnalysisFailed,
+    ContentStreamError,
+    ErrorCode,
+    EventRejected,
+    StageTimeout,
+)
+from schemas.events import AnalysisName, ContentEvent
+from streams.dead_letters import DeadLetterPublisher
+from streams.decoding import EventDecoder
+from streams.dedup import DedupStore, dedup_key
+from streams.metrics import WorkerMetrics
+from streams.records import InputRecord, RecordSink
+
+log = logging.getLogger(__name__)
+
+Analyze = Callable[[AnalysisRequest], Awaitable[dict[str, Any]]]
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    PARTIAL = "partial"
+    DEAD_LETTERED = "dead_lettered"
+    DUPLICATE = "duplicate"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    output_topic: str
+    default_analyses: tuple[AnalysisName, ...]
+    dedup_policy: str = "reuse"  # reuse | drop | off
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.2
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat()
+
+
+def result_key(event_id: Any) -> bytes:
+    return str(event_id).encode("utf-8")
+
+
+class EventProcessor:
+    def __init__(
+        self,
+        *,
+        config: ProcessorConfig,
+        decoder: EventDecoder,
+        analyze: Analyze,
+        sink: RecordSink,
+        dead_letters: DeadLetterPublisher,
+        dedup: DedupStore | None,
+        metrics: WorkerMetrics,
+        analyzer_versions: Callable[[], dict[str, str]],
+    ) -> None:
+        self.config = config
+        self._decoder = decoder
+        self._analyze = analyze
+        self._sink = sink
+        self._dead_letters = dead_letters
+        self._dedup = dedup if config.dedup_policy != "off" else None
+        self._metrics = metrics
+        self._versions = analyzer_versions
+        # Per result key, the publish of the latest earlier event with that key: results
+        # for one key leave in the order their events arrived.
+        self._key_tails: dict[bytes, asyncio.Future[None]] = {}
+
+    async def process(self, record: InputRecord) -> Outcome:
+        """Handle one record; returns once its output (if any) is acknowledged by Kafka."""
+        self._metrics.events_consumed.labels(topic=record.topic).inc()
+        try:
+            event = self._decoder.decode(record.value)
+        except EventRejected as exc:
+            outcome = await self._dead_letter(record, exc, stage="decode")
+            self._metrics.events_finished.labels(outcome=outcome.value).inc()
+            return outcome
+
+        key = result_key(event.id)
+        loop = asyncio.get_running_loop()
+        previous = self._key_tails.get(key)
+        mine: asyncio.Future[None] = loop.create_future()
+        self._key_tails[key] = mine
+        try:
+            outcome = await self._process_event(record, event, key, previous)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+            if self._key_tails.get(key) is mine:
+                del self._key_tails[key]
+        self._metrics.events_finished.labels(outcome=outcome.value).inc()
+        return outcome
+
+    async def _process_event(
+        self,
+        record: InputRecord,
+        event: ContentEvent,
+        key: bytes,
+        previous: asyncio.Future[None] | None,
+    ) -> Outcome:
+        analyses = tuple(event.analyses) if event.analyses else self.config.default_analyses
+        chash = content_hash(event.text)
+        dkey = dedup_key(chash, [a.value for a in analyses], self._versions())
+
+        if self._dedup is not None:
+            stored = await self._dedup.get(dkey)
+            if stored is not None:
+                self._metrics.dedup_hits.inc()
+                if self.config.dedup_policy == "drop":
+                    return Outcome.DROPPED
+                value = self._reuse(stored, event)
+                await self._publish(key, value, previous, event)
+                return Outcome.DUPLICATE
+            self._metrics.dedup_misses.inc()
+
+        request = AnalysisRequest(
+            text=event.text, analyses=frozenset(analyses), language_hint=event.language
+        )
+        try:
+            fields = await self._analyze_with_retries(request, record)
+        except ContentStreamError as exc:
+            if previous is not None:
+                await previous
+            return await self._dead_letter(record, exc, stage=exc.stage or "analysis")
+
+        self._metrics.observe_stages(fields.get("timings_ms", {}))
+        result = self._build_result(event, chash, analyses, fields)
+        value = orjson.dumps(result)
+        await self._publish(key, value, previous, event)
+        if result["errors"]:
+            return Outcome.PARTIAL
+        if self._dedup is not None:
+            # Only after Kafka acknowledged the result: a crash before this point
+            # reprocesses the event instead of remembering an unpublished analysis.
+            await self._dedup.put(dkey, value)
+        return Outcome.OK
+
+    async def _analyze_with_retries(
+        self, request: AnalysisRequest, record: InputRecord
+    ) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            attempt += 1
+            self._metrics.analyzer_calls.inc()
+            try:
+                return await self._analyze(request)
+            except StageTimeout as exc:
+                # A hang is a property of the text: retrying would hold its partition
+                # hostage again. Publish what we know, with the reason.
+                return _timeout_fields(request, exc)
+            except ContentStreamError as exc:
+                if not exc.retriable or attempt >= self.config.max_attempts:
+                    if exc.retriable:
+                        raise AnalysisFailed(
+                            f"gave up after {attempt} attempts: {exc.message}",
+                            code=ErrorCode.ANALYSIS_FAILED,
+                            stage="analysis",
+                        ) from exc
+                    raise
+            except Exception as exc:  # defensive: an unexpected bug must not lose the event
+                if attempt >= self.config.max_attempts:
+                    raise AnalysisFailed(f"{type(exc).__name__}: {exc}", stage="analysis") from exc
+            self._metrics.retries.inc()
+            delay = self.config.retry_backoff_s * (2 ** (attempt - 1))
+            log.warning(
+                "retrying analysis of %s[%d]@%d in %.2fs (attempt %d)",
+                record.topic,
+                record.partition,
+                record.offset,
+                delay,
+                attempt + 1,
+            )
+            await asyncio.sleep(delay * (0.5 + random.random()))
+
+    def _build_result(
+        self,
+        event: ContentEvent,
+        chash: str,
+        analyses: tuple[AnalysisName, ...],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "id": event.id,
+            "content_hash": chash,
+            "source": event.source,
+            "tenant": event.tenant,
+            "language": fields.get("language"),
+            "sentiment": fields.get("sentiment"),
+            "keywords": fields.get("keywords"),
+            "summary": fields.get("summary"),
+            "entities": fields.get("entities"),
+            "errors": fields.get("errors", []),
+            "duplicate_of": None,
+            "metadata": event.metadata,
+            "timings_ms": fields.get("timings_ms", {}),
+            "analyzer_versions": fields.get("analyzer_versions", {}),
+            "produced_at": _iso(event.produced_at),
+            "processed_at": datetime.now(UTC).isoformat(),
+        }
+
+    def _reuse(self, stored: bytes, event: ContentEvent) -> bytes:
+        result = orjson.loads(stored)
+        result["duplicate_of"] = result.get("duplicate_of") or result["id"]
+        result["id"] = event.id
+        result["source"] = event.source
+        result["tenant"] = event.tenant
+        result["metadata"] = event.metadata
+        result["timings_ms"] = {}
+        result["produced_at"] = _iso(event.produced_at)
+        result["processed_at"] = datetime.now(UTC).isoformat()
+        return orjson.dumps(result)
+
+    async def _publish(
+        self,
+        key: bytes,
+        value: bytes,
+        previous: asyncio.Future[None] | None,
+        event: ContentEvent,
+    ) -> None:
+        if previous is not None:
+            await previous
+        await self._sink.send(self.config.output_topic, key, value, [])
+        if event.produced_at is not None:
+            produced = event.produced_at
+            if produced.tzinfo is None:
+                produced = produced.replace(tzinfo=UTC)
+            self._metrics.end_to_end_latency.observe(max(0.0, time.time() - produced.timestamp()))
+
+    async def _dead_letter(
+        self, record: InputRecord, error: ContentStreamError, *, stage: str
+    ) -> Outcome:
+        await self._dead_letters.publish(record, error, stage=stage)
+        self._metrics.dead_letters.labels(code=error.code.value).inc()
+        return Outcome.DEAD_LETTERED
+
+
+def _timeout_fields(request: AnalysisRequest, exc: StageTimeout) -> dict[str, Any]:
+    return {
+        "language": request.language_hint,
+        "errors": [
+            {"stage": exc.stage or "analysis", "code": exc.code.value, "message": exc.message}
+        ],
+        "timings_ms": {},
+        "analyzer_versions": {},
+    }

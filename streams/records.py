@@ -1,0 +1,29 @@
+"""Transport-neutral views of Kafka records, so processing logic is testable without Kafka."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None  # seconds since the epoch (Kafka's record timestamp)
+    headers: Headers = field(default_factory=list)
+
+    @property
+    def tp(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
+
+
+class RecordSink(Protocol):
+    """Publishes one record; returns once the broker has acknowledged it."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None: ...

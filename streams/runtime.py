@@ -1,0 +1,146 @@
+"""The worker's processing runtime: bounded concurrency, ordered acks, shutdown.
+
+The Faust agent hands every raw event to :meth:`WorkerRuntime.submit`. Up to
+``in_flight_limit`` events are processed concurrently; when the limit is reached
+``submit`` waits, so the agent stops pulling and Faust's flow control stops fetching:
+that is the backpressure. Acknowledgements go back to Faust strictly in offset order
+per partition (see streams/offset_tracker.py), so the committed offset never passes an
+event still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from streams.offset_tracker import OffsetTracker
+from streams.processor import EventProcessor
+from streams.records import InputRecord
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[Any], Awaitable[Any]]
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        processor: EventProcessor,
+        *,
+        in_flight_limit: int,
+        on_in_flight: Callable[[int], None] | None = None,
+        retry_backoff_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.processor = processor
+        self._limit = in_flight_limit
+        self._semaphore = asyncio.Semaphore(in_flight_limit)
+        self._tracker: OffsetTracker[Any] = OffsetTracker()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_in_flight = on_in_flight
+        self._backoff = retry_backoff_s
+        self._max_backoff = max_backoff_s
+        self._draining = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.finished = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    def oldest_in_flight(self, tp: tuple[str, int]) -> int | None:
+        return self._tracker.oldest(tp)
+
+    async def submit(self, record: InputRecord, token: Any, ack: Ack) -> None:
+        """Start processing ``record``; ``ack(token)`` is called once it may be committed."""
+        if self._draining.is_set():
+            # Shutting down: take nothing new. The event is not acked, so the next
+            # owner of the partition processes it.
+            await asyncio.Event().wait()
+        await self._semaphore.acquire()
+        self._tracker.start(record.tp, record.offset, token)
+        self._idle.clear()
+        task = asyncio.ensure_future(self._run(record, ack))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if self._on_in_flight is not None:
+            self._on_in_flight(len(self._tasks))
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._semaphore.release()
+        if self._on_in_flight is not None:
+            self._on_in_flight(len(self._tasks))
+        if not self._tasks:
+            self._idle.set()
+
+    async def _run(self, record: InputRecord, ack: Ack) -> None:
+        delay = self._backoff
+        while True:
+            try:
+                await self.processor.process(record)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The processor turns bad events into dead letters itself; what reaches
+                # here is infrastructure (Kafka refused the result). Never drop the event:
+                # keep trying, and hold back its offset meanwhile.
+                log.error(
+                    "could not finish %s[%d]@%d (%s: %s); retrying in %.1fs",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+        self.finished += 1
+        for token in self._tracker.finish(record.tp, record.offset):
+            try:
+                await ack(token)
+            except Exception:
+                log.exception("acknowledging %s[%d] failed", record.topic, record.partition)
+
+    def forget_partitions(self, tps: set[tuple[str, int]]) -> None:
+        for tp in tps:
+            self._tracker.forget(tp)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until nothing is in flight; False if the deadline passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop taking events and finish those in flight within ``timeout_s``."""
+        self._draining.set()
+        started = time.monotonic()
+        done = await self.wait_idle(timeout_s)
+        log.info(
+            "drained in %.2fs: %s (%d still in flight)",
+            time.monotonic() - started,
+            "complete" if done else "deadline passed",
+            self.in_flight,
+        )
+        return done
+
+    async def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task

@@ -1,0 +1,242 @@
+"""All worker and CLI settings in one typed object, read from the environment.
+
+Every field reads ``CONTENTSTREAM_<FIELD>`` except where Kafka or Redis have a name of
+their own (``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``,
+``KAFKA_SSL_*``, ``REDIS_URL``, ...). The README's settings table is generated from the
+field descriptions here (``contentstream settings --markdown``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schemas.events import ALL_ANALYSES, AnalysisName
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONTENTSTREAM_",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # --- Kafka connection -------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of Kafka brokers.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        validation_alias=_env("KAFKA_SECURITY_PROTOCOL"),
+        description="Kafka security.protocol.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None,
+        validation_alias=_env("KAFKA_SASL_MECHANISM"),
+        description="Kafka sasl.mechanism when the protocol is SASL_*.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validation_alias=_env("KAFKA_SASL_USERNAME"), description="SASL user."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("KAFKA_SASL_PASSWORD"),
+        description="SASL password (mount it from a Secret).",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        validation_alias=_env("KAFKA_SSL_CAFILE"),
+        description="CA bundle (PEM) that signed the brokers' certificates.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        validation_alias=_env("KAFKA_SSL_CERTFILE"),
+        description="Client certificate (PEM) for mutual TLS.",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None,
+        validation_alias=_env("KAFKA_SSL_KEYFILE"),
+        description="Client private key (PEM) for mutual TLS.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        validation_alias=_env("KAFKA_SSL_CHECK_HOSTNAME"),
+        description="Verify the broker's host name against its certificate.",
+    )
+
+    # --- Redis ------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_env("REDIS_URL"),
+        description="redis:// or rediss:// URL for deduplication; unset = in-process LRU.",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("REDIS_PASSWORD"),
+        description="Redis password when not in the URL.",
+    )
+    redis_ssl_cafile: Path | None = Field(
+        default=None,
+        validation_alias=_env("REDIS_SSL_CAFILE"),
+        description="CA bundle for rediss:// connections.",
+    )
+
+    # --- Topics and group -------------------------------------------------------------
+    app_id: str = Field(
+        default="contentstream",
+        description="Faust app id; also the Kafka consumer group id.",
+    )
+    input_topic: str = Field(default="content.raw", description="Topic of raw ContentEvents.")
+    output_topic: str = Field(
+        default="content.analyzed", description="Topic the AnalysisResults are published to."
+    )
+    dead_letter_topic: str = Field(
+        default="content.dlq", description="Topic for events that could not be processed."
+    )
+    topic_partitions: int = Field(
+        default=8, ge=1, description="Partitions when the worker creates missing topics."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor when the worker creates topics."
+    )
+
+    # --- Input limits -----------------------------------------------------------------
+    max_payload_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger raw records are dead-lettered unread."
+    )
+    max_text_chars: int = Field(
+        default=100_000, ge=1, description="Longer texts are dead-lettered (TEXT_TOO_LONG)."
+    )
+
+    # --- Analysis ---------------------------------------------------------------------
+    analyses: Annotated[tuple[AnalysisName, ...], NoDecode] = Field(
+        default=ALL_ANALYSES,
+        description="Analyses run when an event does not list its own (comma-separated).",
+    )
+    sentiment_backend: Literal["builtin", "transformers"] = Field(
+        default="builtin", description="builtin (shipped linear model) or transformers."
+    )
+    entities_backend: Literal["builtin", "transformers"] = Field(
+        default="builtin", description="builtin (shipped tagger) or transformers."
+    )
+    sentiment_model: str | None = Field(
+        default=None,
+        description="Hugging Face sequence-classification model (local path or cached hub id).",
+    )
+    entities_model: str | None = Field(
+        default=None,
+        description="Hugging Face token-classification model (local path or cached hub id).",
+    )
+    model_device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:0.")
+    model_batch_size: int = Field(
+        default=32, ge=1, description="Largest micro-batch for the transformers stage."
+    )
+    model_batch_wait_ms: float = Field(
+        default=10.0, ge=0, description="Longest wait to fill a transformers micro-batch."
+    )
+    model_max_length: int = Field(
+        default=256, ge=8, description="Tokens per text for transformers (truncated)."
+    )
+    model_bf16: bool = Field(
+        default=False, description="Run transformers under bf16 autocast where supported."
+    )
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads per pool process."
+    )
+    keywords_top_k: int = Field(default=10, ge=1, description="Keywords per event.")
+    summary_max_chars: int = Field(default=120, ge=10, description="Longest summary.")
+
+    # --- Concurrency and semantics ----------------------------------------------------
+    pool_processes: int = Field(
+        default=0,
+        ge=0,
+        description="Analyzer worker processes; 0 = one per CPU core.",
+    )
+    in_flight_limit: int = Field(
+        default=256, ge=1, description="Events being processed at once by one worker."
+    )
+    analysis_batch_size: int = Field(
+        default=64, ge=1, description="Events sent to a pool process in one batch."
+    )
+    analysis_batch_wait_ms: float = Field(
+        default=5.0, ge=0, description="Longest wait to fill an analysis batch."
+    )
+    stage_timeout_s: float = Field(
+        default=30.0, gt=0, description="Deadline for analysing one event."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Tries for a retriable failure before dead-lettering."
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once uses Kafka transactions (costs latency and throughput).",
+    )
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="How often processed offsets are committed."
+    )
+    shutdown_timeout_s: float = Field(
+        default=25.0, gt=0, description="On SIGTERM, time allowed to finish in-flight events."
+    )
+
+    # --- Deduplication ----------------------------------------------------------------
+    dedup_policy: Literal["reuse", "drop", "off"] = Field(
+        default="reuse",
+        description="reuse: publish the stored analysis marked duplicate_of; drop: publish "
+        "nothing for repeats; off: analyse everything.",
+    )
+    dedup_ttl_s: int = Field(default=86_400, ge=1, description="How long an analysis is kept.")
+    dedup_lru_size: int = Field(
+        default=100_000, ge=1, description="Entries in the in-process store without Redis."
+    )
+
+    # --- Operations -------------------------------------------------------------------
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the metrics/health HTTP server (0.0.0.0 in containers).",
+    )
+    web_port: int = Field(default=6066, ge=0, description="Port of /metrics, /healthz, /readyz.")
+    stuck_partition_s: float = Field(
+        default=120.0, gt=0, description="Lag with no commit progress this long = not ready."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="json lines, text, or auto (text on a terminal)."
+    )
+    data_dir: Path = Field(
+        default=Path("../shared/data"),
+        description="Labelled data for training and evaluation (never needed at run time).",
+    )
+
+    @field_validator("analyses", mode="before")
+    @classmethod
+    def _split_analyses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def effective_pool_processes(self) -> int:
+        import os
+
+        return self.pool_processes or (os.cpu_count() or 1)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (for the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,56 @@
+"""Creates the contentstream topics when they are missing, with the configured layout.
+
+Faust only subscribes to topics that exist when it starts, and a broker's automatic
+topic creation would give the raw topic one partition: no scaling. So the worker and
+the CLI make sure the three topics exist first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
+
+
+async def ensure_topics(settings: Settings, *, timeout_s: float = 60.0) -> list[str]:
+    """Create missing topics; returns the names created."""
+    from streams.security import aiokafka_client_kwargs
+
+    admin = AIOKafkaAdminClient(
+        request_timeout_ms=int(timeout_s * 1000),
+        **aiokafka_client_kwargs(settings),
+    )
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in topic_names(settings) if name not in existing]
+        if not missing:
+            return []
+        new = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs={"max.message.bytes": str(16 * 1024 * 1024)}
+                if name == settings.dead_letter_topic
+                else {},
+            )
+            for name in missing
+        ]
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+            await admin.create_topics(new)
+        log.info("created topics %s with %d partitions", missing, settings.topic_partitions)
+        return missing
+    finally:
+        await admin.close()

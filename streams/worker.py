@@ -1,0 +1,262 @@
+"""Assembles a running worker: Faust app, analyzer pool, processor, HTTP, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from analyzers.config import PipelineConfig, TransformersConfig
+from analyzers.factory import build_pipeline
+from streams.analysis_batcher import AnalysisBatcher
+from streams.analysis_pool import AnalysisPool
+from streams.dead_letters import DeadLetterPublisher
+from streams.decoding import EventDecoder
+from streams.dedup import DedupStore, LruDedupStore, RedisDedupStore
+from streams.faust_app import FaustSink, create_app, declare_topics, to_record
+from streams.health import LoopLagProbe, WorkerHealth
+from streams.metrics import WorkerMetrics
+from streams.processor import EventProcessor, ProcessorConfig
+from streams.runtime import WorkerRuntime
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    def tcfg(model: str | None) -> TransformersConfig | None:
+        if model is None:
+            return None
+        return TransformersConfig(
+            model=model,
+            device=settings.model_device,
+            batch_size=settings.model_batch_size,
+            max_length=settings.model_max_length,
+            num_threads=settings.torch_threads,
+            bf16=settings.model_bf16,
+        )
+
+    return PipelineConfig(
+        sentiment_backend=settings.sentiment_backend,
+        entities_backend=settings.entities_backend,
+        sentiment_transformers=tcfg(settings.sentiment_model),
+        entities_transformers=tcfg(settings.entities_model),
+        keywords_top_k=settings.keywords_top_k,
+        summary_max_chars=settings.summary_max_chars,
+    )
+
+
+def make_dedup(settings: Settings, metrics: WorkerMetrics) -> DedupStore | None:
+    if settings.dedup_policy == "off":
+        return None
+    if settings.redis_url:
+        kwargs: dict[str, Any] = {}
+        try:
+            from streams.security import redis_client_kwargs
+
+            kwargs = redis_client_kwargs(settings)
+        except ImportError:  # pragma: no cover
+            pass
+        return RedisDedupStore(
+            settings.redis_url,
+            ttl_s=settings.dedup_ttl_s,
+            client_kwargs=kwargs,
+            on_unavailable=metrics.dedup_unavailable.inc,
+        )
+    return LruDedupStore(max_entries=settings.dedup_lru_size, ttl_s=settings.dedup_ttl_s)
+
+
+class ContentWorker:
+    """Everything one worker process runs, built from Settings."""
+
+    def __init__(self, settings: Settings, *, pipeline_factory: Any = None) -> None:
+        self.settings = settings
+        self.metrics = WorkerMetrics()
+        self.metrics.in_flight_limit.set(settings.in_flight_limit)
+        self.app = create_app(settings)
+        self.raw_topic, self.output_topic, self.dlq_topic = declare_topics(self.app, settings)
+        factory = pipeline_factory or functools.partial(build_pipeline, pipeline_config(settings))
+        self.pool = AnalysisPool(
+            factory,
+            processes=settings.effective_pool_processes,
+            on_restart=lambda _reason: self.metrics.pool_restarts.inc(),
+        )
+        self.batcher = AnalysisBatcher(
+            self.pool,
+            max_batch=settings.analysis_batch_size,
+            max_wait_s=settings.analysis_batch_wait_ms / 1000.0,
+            timeout_s=settings.stage_timeout_s,
+            on_batch=self.metrics.analysis_batch_size.observe,
+        )
+        sink = FaustSink(self.app)
+        self.dedup = make_dedup(settings, self.metrics)
+        self.processor = EventProcessor(
+            config=ProcessorConfig(
+                output_topic=settings.output_topic,
+                default_analyses=settings.analyses,
+                dedup_policy=settings.dedup_policy,
+                max_attempts=settings.max_attempts,
+            ),
+            decoder=EventDecoder(
+                max_payload_bytes=settings.max_payload_bytes,
+                max_text_chars=settings.max_text_chars,
+            ),
+            analyze=self.batcher.analyze,
+            sink=sink,
+            dead_letters=DeadLetterPublisher(
+                sink, topic=settings.dead_letter_topic, max_peek_bytes=settings.max_payload_bytes
+            ),
+            dedup=self.dedup,
+            metrics=self.metrics,
+            analyzer_versions=lambda: self.pool.versions,
+        )
+        self.runtime = WorkerRuntime(
+            self.processor,
+            in_flight_limit=settings.in_flight_limit,
+            on_in_flight=self.metrics.in_flight.set,
+        )
+        self._ready = asyncio.Event()
+        self._http: Any = None
+        self._assigned: set[tuple[str, int]] = set()
+        self.web_port = settings.web_port
+        self.loop_probe = LoopLagProbe(self.metrics)
+        self.stuck_partitions: Callable[[], list[str]] = list
+        self.health = WorkerHealth(
+            probe=self.loop_probe,
+            analyzers_ready=lambda: self._ready.is_set(),
+            assigned_partitions=lambda: len(self._assigned),
+            stuck_partitions=lambda: self.stuck_partitions(),
+        )
+        self._register()
+
+    def _register(self) -> None:
+        app = self.app
+        runtime = self.runtime
+
+        @app.agent(self.raw_topic, name="contentstream.analyze")
+        async def analyze(stream: faust.StreamT[Any]) -> None:
+            noack: Any = stream.noack()  # type: ignore[attr-defined]
+            async for event in noack.events():
+                if not self._ready.is_set():
+                    await self._ready.wait()
+                await runtime.submit(to_record(event), event, noack.ack)
+
+        async def start_runtime() -> None:
+            await self.start_runtime()
+
+        app.task(start_runtime)
+
+        async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+            gone = {(tp.topic, tp.partition) for tp in revoked}
+            runtime.forget_partitions(gone)
+            self._assigned -= gone
+
+        async def on_assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
+            self.metrics.rebalances.inc()
+            self._assigned = {
+                (tp.topic, tp.partition) for tp in assigned if tp.topic == self.settings.input_topic
+            }
+            self.metrics.assigned_partitions.set(len(self._assigned))
+
+        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+    @property
+    def assigned(self) -> set[tuple[str, int]]:
+        return set(self._assigned)
+
+    async def start_runtime(self) -> None:
+        self.loop_probe.start()
+        log.info("starting %d analyzer process(es)", self.pool.size)
+        await self.pool.start()
+        log.info("analyzers ready: %s", self.pool.versions)
+        self.metrics.up.set(1)
+        self._ready.set()
+        from streams.http_server import start_http_server
+
+        self._http = await start_http_server(self)
+
+    async def shutdown(self) -> None:
+        await self.batcher.close()
+        await self.pool.close()
+        if self.dedup is not None:
+            await self.dedup.close()
+        if self._http is not None:
+            await self._http.cleanup()
+        self.loop_probe.stop()
+        self.metrics.up.set(0)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+
+class GracefulWorker(faust.Worker):
+    """SIGTERM/SIGINT: stop pulling, finish in-flight events, commit, exit 0.
+
+    A second signal exits at once (status 1).
+    """
+
+    def __init__(self, content_worker: ContentWorker, **kwargs: Any) -> None:
+        self.content_worker = content_worker
+        self._draining_started = False
+        super().__init__(content_worker.app, **kwargs)
+
+    def _on_sigterm(self) -> None:
+        self._begin_shutdown(signal.SIGTERM)
+
+    def _on_sigint(self) -> None:
+        self._begin_shutdown(signal.SIGINT)
+
+    def _begin_shutdown(self, sig: signal.Signals) -> None:
+        if self._draining_started:
+            log.warning("second %s: exiting now", sig.name)
+            sys.stderr.flush()
+            os._exit(1)
+        self._draining_started = True
+        self._drain_task = asyncio.ensure_future(self._drain_then_stop(sig))
+
+    async def _drain_then_stop(self, sig: signal.Signals) -> None:
+        cw = self.content_worker
+        log.info(
+            "%s received: finishing %d in-flight event(s) (deadline %.0fs)",
+            sig.name,
+            cw.runtime.in_flight,
+            cw.settings.shutdown_timeout_s,
+        )
+        await cw.runtime.drain(cw.settings.shutdown_timeout_s)
+        try:
+            await cw.app.consumer.commit()
+        except Exception:
+            log.exception("final commit failed")
+        await cw.runtime.cancel_all()
+        await cw.shutdown()
+        self._schedule_shutdown(sig)
+
+
+def run_worker(settings: Settings) -> None:
+    from streams.connection_errors import fail_fast
+    from streams.logging_setup import configure_logging
+    from streams.topics import ensure_topics
+
+    configure_logging(settings)
+
+    async def prepare() -> None:
+        async with fail_fast(settings):
+            await ensure_topics(settings)
+
+    asyncio.run(prepare())
+    worker = ContentWorker(settings)
+    GracefulWorker(
+        worker,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        logging_config=None,
+    ).execute_from_commandline()

@@ -1,0 +1,479 @@
+"""The transformers backend on tiny BERT models built here (no downloads, CPU only)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import tiny_models  # noqa: E402  (after the skips: it imports torch and transformers)
+
+from analyzers.base import Analyzer  # noqa: E402
+from analyzers.config import TransformersConfig  # noqa: E402
+from analyzers.transformers_entities import (  # noqa: E402
+    TagRole,
+    TransformersEntityRecognizer,
+    parse_tag,
+)
+from analyzers.transformers_runtime import bf16_supported  # noqa: E402
+from analyzers.transformers_sentiment import (  # noqa: E402
+    TransformersSentimentAnalyzer,
+    sentiment_classes,
+)
+from schemas.errors import ConfigurationError  # noqa: E402
+from schemas.results import Entity, Sentiment  # noqa: E402
+
+pytestmark = pytest.mark.slow  # builds and runs real (tiny) torch models: seconds, not ms
+
+TEST_CHARS = "张三李四王五北京上海大学工作在电影很好坏酒店服务差我们公司银行今天天气"
+TOKENS = tiny_models.vocab_tokens(cjk_chars=2000, extra=[TEST_CHARS])
+
+TEXTS = [
+    "今天天气很好",
+    "这个酒店服务很差，我们不会再来了",
+    "好",
+    "张三在北京大学工作",
+    "The hotel room was great and the service was good",
+    "",
+    "电影" * 40,
+    "我们公司 Google 银行",
+]
+
+
+def _config(model_dir: Path, **overrides: Any) -> TransformersConfig:
+    settings: dict[str, Any] = {"model": str(model_dir), "batch_size": 4, "max_length": 64}
+    settings.update(overrides)
+    return TransformersConfig(**settings)
+
+
+def _languages(texts: Sequence[str]) -> list[str]:
+    return ["zh"] * len(texts)
+
+
+@pytest.fixture(scope="module")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny_models")
+
+
+@pytest.fixture(scope="module")
+def sentiment_dir(models_root: Path) -> Path:
+    return tiny_models.build_model(
+        models_root / "tiny-sentiment", task="sentiment", labels=("负面", "正面"), tokens=TOKENS
+    )
+
+
+@pytest.fixture(scope="module")
+def entities_dir(models_root: Path) -> Path:
+    return tiny_models.build_model(models_root / "tiny-entities", task="entities", tokens=TOKENS)
+
+
+TAGS = {
+    "张": "B-PER", "三": "I-PER", "李": "B-PER", "四": "I-PER",
+    "北": "B-LOC", "京": "I-LOC", "上": "B-LOC", "海": "I-LOC",
+    "银": "B-ORG", "行": "I-ORG",
+    "alice": "B-PER", "google": "B-ORG", "new": "B-LOC", "york": "I-LOC",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tagged_entities_dir(models_root: Path) -> Path:
+    directory = tiny_models.build_model(
+        models_root / "tagged-entities", task="entities", tokens=TOKENS
+    )
+    tiny_models.set_token_tags(directory, TAGS)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def sentiment(sentiment_dir: Path) -> TransformersSentimentAnalyzer:
+    return TransformersSentimentAnalyzer(_config(sentiment_dir))
+
+
+@pytest.fixture(scope="module")
+def entities(entities_dir: Path) -> TransformersEntityRecognizer:
+    return TransformersEntityRecognizer(_config(entities_dir))
+
+
+@pytest.fixture(scope="module")
+def tagged(tagged_entities_dir: Path) -> TransformersEntityRecognizer:
+    return TransformersEntityRecognizer(_config(tagged_entities_dir))
+
+
+@pytest.fixture()
+def forward_calls() -> Iterator[Callable[[Any], list[int]]]:
+    """Counts the model's forward passes; yields a function that starts counting."""
+    handles: list[Any] = []
+
+    def count(model: Any) -> list[int]:
+        calls: list[int] = []
+        handles.append(model.register_forward_hook(lambda _m, args, _out: calls.append(len(args))))
+        return calls
+
+    yield count
+    for handle in handles:
+        handle.remove()
+
+
+# --- sentiment ----------------------------------------------------------------------
+
+
+def test_sentiment_is_an_analyzer_with_a_model_version(
+    sentiment: TransformersSentimentAnalyzer, sentiment_dir: Path
+) -> None:
+    assert isinstance(sentiment, Analyzer)
+    assert sentiment.name == "sentiment"
+    prefix, digest = sentiment.version.rsplit("@", 1)
+    assert prefix == "transformers:tiny-sentiment"
+    assert len(digest) == 12 and all(c in "0123456789abcdef" for c in digest)
+    assert sentiment.classes == ["negative", "positive"]
+
+
+def test_sentiment_outputs_valid_probabilities(sentiment: TransformersSentimentAnalyzer) -> None:
+    results = sentiment.analyze_batch(TEXTS, _languages(TEXTS))
+    assert len(results) == len(TEXTS)
+    for result in results:
+        assert isinstance(result, Sentiment)
+        scores = result.scores
+        assert math.isclose(scores.positive + scores.negative + scores.neutral, 1.0, abs_tol=1e-6)
+        assert scores.neutral == 0.0  # a 2-label model
+        assert result.score == max(scores.positive, scores.negative)
+        assert result.label == ("positive" if scores.positive >= scores.negative else "negative")
+    # Random weights still depend on the text: distinct inputs give distinct outputs.
+    assert len({round(r.scores.positive, 6) for r in results}) > 1
+
+
+def test_sentiment_keeps_input_order_across_length_sorted_batches(
+    sentiment: TransformersSentimentAnalyzer,
+) -> None:
+    batched = sentiment.analyze_batch(TEXTS, _languages(TEXTS))
+    one_by_one = [sentiment.analyze_batch([t], ["zh"])[0] for t in TEXTS]
+    for together, alone in zip(batched, one_by_one, strict=True):
+        assert together.label == alone.label
+        assert together.scores.positive == pytest.approx(alone.scores.positive, abs=1e-5)
+
+
+def test_sentiment_runs_one_forward_pass_per_micro_batch(
+    sentiment_dir: Path, forward_calls: Callable[[Any], list[int]]
+) -> None:
+    analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, batch_size=32))
+    calls = forward_calls(analyzer.loaded.model)
+    texts = [TEXTS[i % len(TEXTS)] + str(i) for i in range(32)]
+    assert len(analyzer.analyze_batch(texts, _languages(texts))) == 32
+    assert len(calls) == 1
+    calls.clear()
+    assert len(analyzer.analyze_batch(texts * 2 + texts[:6], ["zh"] * 70)) == 70
+    assert len(calls) == 3  # ceil(70 / 32)
+
+
+def test_sentiment_of_no_texts_is_empty(sentiment: TransformersSentimentAnalyzer) -> None:
+    assert sentiment.analyze_batch([], []) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "forced", "expected"),
+    [
+        (("负面", "正面"), "正面", "positive"),
+        (("消极", "积极"), "消极", "negative"),
+        (("LABEL_0", "LABEL_1"), "LABEL_1", "positive"),
+        (("LABEL_0", "LABEL_1", "LABEL_2"), "LABEL_1", "neutral"),
+        (("NEG", "NEU", "POS"), "POS", "positive"),
+        (("negative", "neutral", "positive"), "negative", "negative"),
+        (("1 star", "2 stars", "3 stars", "4 stars", "5 stars"), "2 stars", "negative"),
+    ],
+)
+def test_hand_set_model_maps_its_label_end_to_end(
+    models_root: Path, labels: tuple[str, ...], forced: str, expected: str
+) -> None:
+    directory = tiny_models.build_model(
+        models_root / f"forced-{'-'.join(labels)}-{forced}".replace(" ", "_"),
+        task="sentiment",
+        labels=labels,
+        tokens=TOKENS,
+    )
+    tiny_models.set_sequence_label(directory, forced)
+    analyzer = TransformersSentimentAnalyzer(_config(directory))
+    results = analyzer.analyze_batch(TEXTS, _languages(TEXTS))
+    # Classifier weights 0 and bias +4 on one label, -4 on the others: softmax is known.
+    others = len(labels) - 1
+    expected_probability = math.exp(4) / (math.exp(4) + others * math.exp(-4))
+    for result in results:
+        assert result.label == expected
+        if others == 4:  # 5-star: 1 and 2 stars both feed negative
+            assert result.score == pytest.approx(
+                (math.exp(4) + math.exp(-4)) / (math.exp(4) + 4 * math.exp(-4)), abs=1e-5
+            )
+        else:
+            assert result.score == pytest.approx(expected_probability, abs=1e-5)
+        if len(labels) == 2:
+            assert result.scores.neutral == 0.0
+
+
+@pytest.mark.parametrize(
+    ("id2label", "expected"),
+    [
+        ({0: "LABEL_0", 1: "LABEL_1"}, ["negative", "positive"]),
+        ({0: "Positive", 1: "Negative"}, ["positive", "negative"]),
+        ({0: "中性", 1: "负面", 2: "正面"}, ["neutral", "negative", "positive"]),
+    ],
+)
+def test_sentiment_classes_from_label_names(id2label: dict[int, str], expected: list[str]) -> None:
+    assert sentiment_classes(id2label) == expected
+
+
+@pytest.mark.parametrize(
+    "id2label",
+    [{0: "sports", 1: "politics"}, {0: "positive", 1: "neutral"}, {0: "LABEL_0"}],
+)
+def test_unmappable_sentiment_labels_are_a_configuration_error(
+    id2label: dict[int, str],
+) -> None:
+    with pytest.raises(ConfigurationError):
+        sentiment_classes(id2label)
+
+
+# --- entities -----------------------------------------------------------------------
+
+
+def _assert_spans_slice_text(texts: Sequence[str], found: Sequence[Sequence[Entity]]) -> None:
+    for text, entities in zip(texts, found, strict=True):
+        for entity in entities:
+            assert isinstance(entity, Entity)
+            assert entity.type in {"PER", "LOC", "ORG"}
+            assert 0 <= entity.start < entity.end <= len(text)
+            assert text[entity.start : entity.end] == entity.text
+
+
+def test_entities_is_an_analyzer(entities: TransformersEntityRecognizer) -> None:
+    assert isinstance(entities, Analyzer)
+    assert entities.name == "entities"
+    assert entities.version.startswith("transformers:tiny-entities@")
+
+
+def test_random_entity_model_spans_slice_the_original_text(
+    entities: TransformersEntityRecognizer,
+) -> None:
+    found = entities.analyze_batch(TEXTS, _languages(TEXTS))
+    assert len(found) == len(TEXTS)
+    _assert_spans_slice_text(TEXTS, found)
+    assert any(found)  # random weights tag something
+
+
+def test_entities_keep_input_order_across_length_sorted_batches(
+    entities: TransformersEntityRecognizer,
+) -> None:
+    batched = entities.analyze_batch(TEXTS, _languages(TEXTS))
+    assert batched == [entities.analyze_batch([t], ["zh"])[0] for t in TEXTS]
+
+
+def test_entities_run_one_forward_pass_for_32_texts(
+    entities_dir: Path, forward_calls: Callable[[Any], list[int]]
+) -> None:
+    analyzer = TransformersEntityRecognizer(_config(entities_dir, batch_size=32))
+    calls = forward_calls(analyzer.loaded.model)
+    texts = [TEXTS[i % len(TEXTS)][:30] + str(i) for i in range(32)]
+    assert len(analyzer.analyze_batch(texts, _languages(texts))) == 32
+    assert len(calls) == 1
+
+
+def test_hand_set_model_finds_known_chinese_entities(
+    tagged: TransformersEntityRecognizer,
+) -> None:
+    text = "张三在北京工作，李四去了上海银行"
+    assert tagged.analyze_batch([text], ["zh"]) == [
+        [
+            Entity(text="张三", type="PER", start=0, end=2),
+            Entity(text="北京", type="LOC", start=3, end=5),
+            Entity(text="李四", type="PER", start=8, end=10),
+            Entity(text="上海", type="LOC", start=12, end=14),
+            Entity(text="银行", type="ORG", start=14, end=16),
+        ]
+    ]
+
+
+def test_hand_set_model_offsets_survive_lowercasing_spaces_and_word_pieces(
+    tagged: TransformersEntityRecognizer,
+) -> None:
+    text = "  Alice works at Googleplex in  New York. 张三"
+    (found,) = tagged.analyze_batch([text], ["mixed"])
+    assert [(e.text, e.type) for e in found] == [
+        ("Alice", "PER"),
+        ("Googleplex", "ORG"),  # google (B-ORG) + ##plex: a word follows its first piece
+        ("New York", "LOC"),
+        ("张三", "PER"),
+    ]
+    _assert_spans_slice_text([text], [found])
+
+
+def test_long_texts_are_windowed_not_truncated(
+    tagged_entities_dir: Path, tagged: TransformersEntityRecognizer
+) -> None:
+    # Entities at many positions, so some straddle the edges of 16-token windows.
+    text = "".join(f"{'工作' * (i % 5)}张三在{'电影' * (i % 3)}北京{'好' * i}" for i in range(12))
+    windowed = TransformersEntityRecognizer(_config(tagged_entities_dir, max_length=16))
+    whole = TransformersEntityRecognizer(_config(tagged_entities_dir, max_length=512))
+    assert len(text) > 100
+    expected = whole.analyze_batch([text], ["zh"])[0]
+    assert len(expected) == 24
+    assert windowed.analyze_batch([text, "李四"], ["zh", "zh"]) == [
+        expected,
+        [Entity(text="李四", type="PER", start=0, end=2)],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "tags", "text", "expected"),
+    [
+        # BIOES / BMES with People's Daily style aliases; MISC is dropped.
+        (
+            ("O", "S-NR", "B-NT", "M-NT", "E-NT", "B-MISC", "I-MISC"),
+            {
+                "张": "S-NR",
+                "三": "S-NR",
+                "北": "B-NT",
+                "京": "M-NT",
+                "大": "M-NT",
+                "学": "E-NT",
+                "电": "B-MISC",
+                "影": "I-MISC",
+            },
+            "张三在北京大学看电影",
+            [("张", "PER", 0), ("三", "PER", 1), ("北京大学", "ORG", 3)],
+        ),
+        # Plain IO tags: a run of one type is one entity.
+        (
+            ("O", "PERSON", "GPE"),
+            {"张": "PERSON", "三": "PERSON", "北": "GPE", "京": "GPE"},
+            "张三北京",
+            [("张三", "PER", 0), ("北京", "LOC", 2)],
+        ),
+        # BIO where I follows a different type: a new entity starts (lenient IOB1).
+        (
+            ("O", "B-PER", "I-PER", "B-ORG", "I-ORG"),
+            {"张": "B-PER", "三": "I-ORG", "四": "I-ORG"},
+            "张三四",
+            [("张", "PER", 0), ("三四", "ORG", 1)],
+        ),
+    ],
+)
+def test_tag_schemes_decode_to_spans(
+    models_root: Path,
+    labels: tuple[str, ...],
+    tags: dict[str, str],
+    text: str,
+    expected: list[tuple[str, str, int]],
+) -> None:
+    directory = tiny_models.build_model(
+        models_root / f"scheme-{len(labels)}-{len(tags)}",
+        task="entities",
+        labels=labels,
+        tokens=TOKENS,
+    )
+    tiny_models.set_token_tags(directory, tags)
+    (found,) = TransformersEntityRecognizer(_config(directory)).analyze_batch([text], ["zh"])
+    assert [(e.text, e.type, e.start) for e in found] == expected
+    _assert_spans_slice_text([text], [found])
+
+
+@pytest.mark.parametrize(
+    ("label", "role"),
+    [
+        ("B-PER", TagRole("B", "PER")),
+        ("I_ORG", TagRole("I", "ORG")),
+        ("E-NS", TagRole("E", "LOC")),
+        ("S-NR", TagRole("S", "PER")),
+        ("L-LOC", TagRole("E", "LOC")),
+        ("U-ORG", TagRole("S", "ORG")),
+        ("M-NT", TagRole("I", "ORG")),
+        ("B-PER.NAM", TagRole("B", "PER")),
+        ("B-PER.NOM", TagRole("O", None)),
+        ("LOCATION", TagRole("I", "LOC")),
+        ("B-name", TagRole("B", "PER")),
+        ("B-MISC", TagRole("O", None)),
+        ("O", TagRole("O", None)),
+    ],
+)
+def test_parse_tag(label: str, role: TagRole) -> None:
+    assert parse_tag(label) == role
+
+
+# --- configuration ------------------------------------------------------------------
+
+
+def test_version_follows_the_config_json(models_root: Path) -> None:
+    first = tiny_models.build_model(models_root / "v1", task="sentiment", tokens=TOKENS)
+    second = tiny_models.build_model(
+        models_root / "v2",
+        task="sentiment",
+        tokens=TOKENS,
+        shape=tiny_models.ModelShape(layers=1, hidden=32, heads=2, intermediate=64),
+    )
+    a = TransformersSentimentAnalyzer(_config(first)).version
+    b = TransformersSentimentAnalyzer(_config(second)).version
+    assert a.rsplit("@")[1] != b.rsplit("@")[1]
+
+
+def test_bf16_runs_where_supported_and_says_so_in_the_version(sentiment_dir: Path) -> None:
+    analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, bf16=True))
+    supported = bf16_supported(torch.device("cpu"))
+    assert analyzer.loaded.bf16 is supported
+    assert analyzer.version.endswith("+bf16") is supported
+    results = analyzer.analyze_batch(TEXTS, _languages(TEXTS))
+    assert all(isinstance(r, Sentiment) for r in results)
+
+
+def test_num_threads_is_applied(sentiment_dir: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        TransformersSentimentAnalyzer(_config(sentiment_dir, num_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_is_a_configuration_error(sentiment_dir: Path, device: str) -> None:
+    with pytest.raises(ConfigurationError, match="CUDA is not available"):
+        TransformersSentimentAnalyzer(_config(sentiment_dir, device=device))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"device": "tpu"}, "device"),
+        ({"device": "not a device"}, "device"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_length": 2}, "max_length"),
+        ({"num_threads": 0}, "num_threads"),
+    ],
+)
+def test_bad_settings_are_configuration_errors(
+    sentiment_dir: Path, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        TransformersSentimentAnalyzer(_config(sentiment_dir, **overrides))
+
+
+def test_missing_model_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        TransformersEntityRecognizer(_config(tmp_path / "absent"))
+
+
+def test_directory_without_a_model_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot load"):
+        TransformersSentimentAnalyzer(_config(tmp_path))
+
+
+def test_offline_hub_id_not_in_cache_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="local files only"):
+        TransformersSentimentAnalyzer(TransformersConfig(model="no-such-org/no-such-model"))
