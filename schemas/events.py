@@ -46,7 +46,12 @@ class ContentEvent(BaseModel):
         description="Producer-chosen unique id of the event; echoed unchanged in the result "
         "and used as the Kafka key of the result.",
     )
-    text: str = Field(min_length=1, description="The content to analyse (non-blank).")
+    text: str = Field(
+        min_length=1,
+        pattern=r"\S",
+        description="The content to analyse: at least one non-whitespace character. Workers "
+        "also enforce a length limit (CONTENTSTREAM_MAX_TEXT_CHARS, default 100000).",
+    )
     source: str = Field(
         default="unknown",
         max_length=256,

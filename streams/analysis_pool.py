@@ -35,13 +35,18 @@ _WARMUP = [
 ]
 
 
-def _child_main(conn: Connection, factory: PipelineFactory) -> None:
+def _child_main(conn: Connection, factory: PipelineFactory, nice: int) -> None:
     # Children must not inherit the parent's signal handling: the parent decides when
     # they stop (it sends None or kills them).
+    import os
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if nice:
+        # Analysis is throughput work; the parent's event loop (heartbeats, fetches,
+        # acks) must win the CPU when cores are short.
+        os.nice(nice)
     try:
         pipeline = factory()
         pipeline.analyze(_WARMUP)
@@ -75,13 +80,16 @@ class _Child:
 
 
 class AnalysisPool:
-    """A fixed number of analyzer processes serving batches with per-batch deadlines."""
+    """A fixed number of analyzer processes serving batches with per-batch deadlines,
+    plus ``standby`` warm spares that replace a killed process without a cold start."""
 
     def __init__(
         self,
         factory: PipelineFactory,
         *,
         processes: int,
+        standby: int = 0,
+        nice: int = 0,
         start_timeout_s: float = 300.0,
         on_restart: Callable[[str], None] | None = None,
     ) -> None:
@@ -89,6 +97,9 @@ class AnalysisPool:
             raise ValueError("processes must be >= 1")
         self._factory = factory
         self._size = processes
+        self._standby_size = standby
+        self._nice = nice
+        self._standby: list[_Child] = []
         self._start_timeout = start_timeout_s
         self._ctx = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
@@ -116,15 +127,18 @@ class AnalysisPool:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        children = await asyncio.gather(*(self._spawn() for _ in range(self._size)))
-        for child in children:
+        children = await asyncio.gather(
+            *(self._spawn() for _ in range(self._size + self._standby_size))
+        )
+        for child in children[: self._size]:
             self._idle.put_nowait(child)
+        self._standby.extend(children[self._size :])
 
     async def _spawn(self) -> _Child:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_child_main,
-            args=(child_conn, self._factory),
+            args=(child_conn, self._factory, self._nice),
             daemon=True,
             name="contentstream-analyzer",
         )
@@ -174,6 +188,9 @@ class AnalysisPool:
 
     def _kill(self, child: _Child) -> None:
         child.alive = False
+        fut, child.pending = child.pending, None
+        if fut is not None and not fut.done():
+            fut.cancel()  # nobody awaits it any more (deadline passed or caller gone)
         self._children.discard(child)
         with contextlib.suppress(Exception):
             child.process.kill()
@@ -187,15 +204,27 @@ class AnalysisPool:
         self.restarts += 1
         if self._on_restart is not None:
             self._on_restart(reason)
-        log.warning("restarting analyzer process (%s)", reason)
+        log.warning("replacing analyzer process (%s)", reason)
+        if self._standby:
+            # A warm spare takes over at once: loading models takes seconds, and the
+            # events of the killed batch are waiting to be re-run.
+            self._idle.put_nowait(self._standby.pop())
+            await self._spawn_until_ok(into_standby=True)
+        else:
+            await self._spawn_until_ok(into_standby=False)
+
+    async def _spawn_until_ok(self, *, into_standby: bool) -> None:
         while not self._closed:
             try:
                 fresh = await self._spawn()
             except ServiceUnavailable as exc:
-                log.error("could not restart analyzer process: %s", exc)
+                log.error("could not start analyzer process: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
-            self._idle.put_nowait(fresh)
+            if into_standby:
+                self._standby.append(fresh)
+            else:
+                self._idle.put_nowait(fresh)
             return
 
     async def run(self, requests: list[AnalysisRequest], timeout_s: float) -> list[OutputFields]:

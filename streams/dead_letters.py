@@ -55,6 +55,9 @@ class DeadLetterPublisher:
         self.topic = topic
         self._max_peek = max_peek_bytes
 
+    def use_sink(self, sink: RecordSink) -> None:
+        self._sink = sink
+
     async def publish(
         self, record: InputRecord, error: ContentStreamError, *, stage: str
     ) -> DeadLetter:

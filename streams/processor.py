@@ -93,6 +93,13 @@ class EventProcessor:
         # Per result key, the publish of the latest earlier event with that key: results
         # for one key leave in the order their events arrived.
         self._key_tails: dict[bytes, asyncio.Future[None]] = {}
+        # Dedup keys being analysed now -> the stored value once published (None if not).
+        self._analysing: dict[str, asyncio.Future[bytes | None]] = {}
+
+    def use_sink(self, sink: RecordSink) -> None:
+        """Publish results and dead letters through ``sink`` (exactly-once mode)."""
+        self._sink = sink
+        self._dead_letters.use_sink(sink)
 
     async def process(self, record: InputRecord) -> Outcome:
         """Handle one record; returns once its output (if any) is acknowledged by Kafka."""
@@ -132,6 +139,10 @@ class EventProcessor:
 
         if self._dedup is not None:
             stored = await self._dedup.get(dkey)
+            if stored is None and dkey in self._analysing:
+                # The same text is being analysed for an earlier event right now:
+                # wait for that analysis instead of running a second one.
+                stored = await asyncio.shield(self._analysing[dkey])
             if stored is not None:
                 self._metrics.dedup_hits.inc()
                 if self.config.dedup_policy == "drop":
@@ -140,7 +151,38 @@ class EventProcessor:
                 await self._publish(key, value, previous, event)
                 return Outcome.DUPLICATE
             self._metrics.dedup_misses.inc()
+            mine: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+            self._analysing[dkey] = mine
+            stored_value: bytes | None = None
+            try:
+                outcome, stored_value = await self._analyse_and_publish(
+                    record, event, key, previous, chash, analyses
+                )
+                if stored_value is not None:
+                    # Only after Kafka acknowledged the result: a crash before this
+                    # point reprocesses the event instead of remembering an
+                    # unpublished analysis.
+                    await self._dedup.put(dkey, stored_value)
+            finally:
+                if self._analysing.get(dkey) is mine:
+                    del self._analysing[dkey]
+                if not mine.done():
+                    mine.set_result(stored_value)
+            return outcome
 
+        outcome, _ = await self._analyse_and_publish(record, event, key, previous, chash, analyses)
+        return outcome
+
+    async def _analyse_and_publish(
+        self,
+        record: InputRecord,
+        event: ContentEvent,
+        key: bytes,
+        previous: asyncio.Future[None] | None,
+        chash: str,
+        analyses: tuple[AnalysisName, ...],
+    ) -> tuple[Outcome, bytes | None]:
+        """Analyse and publish; returns the outcome and the value worth remembering."""
         request = AnalysisRequest(
             text=event.text, analyses=frozenset(analyses), language_hint=event.language
         )
@@ -149,19 +191,20 @@ class EventProcessor:
         except ContentStreamError as exc:
             if previous is not None:
                 await previous
-            return await self._dead_letter(record, exc, stage=exc.stage or "analysis")
+            return await self._dead_letter(record, exc, stage=exc.stage or "analysis"), None
 
         self._metrics.observe_stages(fields.get("timings_ms", {}))
         result = self._build_result(event, chash, analyses, fields)
         value = orjson.dumps(result)
         await self._publish(key, value, previous, event)
-        if result["errors"]:
-            return Outcome.PARTIAL
-        if self._dedup is not None:
-            # Only after Kafka acknowledged the result: a crash before this point
-            # reprocesses the event instead of remembering an unpublished analysis.
-            await self._dedup.put(dkey, value)
-        return Outcome.OK
+        if not result["errors"]:
+            return Outcome.OK, value
+        # A stage that failed deterministically fails the same way next time, so that
+        # analysis is worth remembering; a timeout or an outage might not recur.
+        transient = {ErrorCode.STAGE_TIMEOUT.value, ErrorCode.SERVICE_UNAVAILABLE.value}
+        if any(e["code"] in transient for e in result["errors"]):
+            return Outcome.PARTIAL, None
+        return Outcome.PARTIAL, value
 
     async def _analyze_with_retries(
         self, request: AnalysisRequest, record: InputRecord

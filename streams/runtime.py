@@ -20,6 +20,7 @@ from typing import Any
 from streams.offset_tracker import OffsetTracker
 from streams.processor import EventProcessor
 from streams.records import InputRecord
+from streams.transactions import Delivery, PartitionTurns, current_delivery
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class WorkerRuntime:
         self._idle = asyncio.Event()
         self._idle.set()
         self.finished = 0
+        self.exactly_once = False
+        self.turns = PartitionTurns(self._tracker.oldest)
 
     @property
     def in_flight(self) -> int:
@@ -69,7 +72,7 @@ class WorkerRuntime:
         await self._semaphore.acquire()
         self._tracker.start(record.tp, record.offset, token)
         self._idle.clear()
-        task = asyncio.ensure_future(self._run(record, ack))
+        task = asyncio.ensure_future(self._run(record, ack, token))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         if self._on_in_flight is not None:
@@ -83,7 +86,9 @@ class WorkerRuntime:
         if not self._tasks:
             self._idle.set()
 
-    async def _run(self, record: InputRecord, ack: Ack) -> None:
+    async def _run(self, record: InputRecord, ack: Ack, token: Any = None) -> None:
+        if self.exactly_once:
+            current_delivery.set(Delivery(record, token, ack))
         delay = self._backoff
         while True:
             try:
@@ -107,15 +112,18 @@ class WorkerRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
         self.finished += 1
-        for token in self._tracker.finish(record.tp, record.offset):
+        released = self._tracker.finish(record.tp, record.offset)
+        self.turns.notify(record.tp)
+        for done in released:
             try:
-                await ack(token)
+                await ack(done)
             except Exception:
                 log.exception("acknowledging %s[%d] failed", record.topic, record.partition)
 
     def forget_partitions(self, tps: set[tuple[str, int]]) -> None:
         for tp in tps:
             self._tracker.forget(tp)
+            self.turns.notify(tp)
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until nothing is in flight; False if the deadline passed first."""

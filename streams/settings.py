@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads per pool process."
     )
+    pipeline_factory: str | None = Field(
+        default=None,
+        description="module:function building a custom AnalysisPipeline from a "
+        "PipelineConfig (your own analyzers); unset = the built-in pipeline.",
+    )
     keywords_top_k: int = Field(default=10, ge=1, description="Keywords per event.")
     summary_max_chars: int = Field(default=120, ge=10, description="Longest summary.")
 
@@ -161,6 +166,19 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         description="Analyzer worker processes; 0 = one per CPU core.",
+    )
+    pool_standby_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Warm spare analyzer processes that take over at once when one is "
+        "killed (hung analysis, crash).",
+    )
+    pool_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="Scheduling niceness of analyzer processes, so the event loop wins "
+        "the CPU (heartbeats) when cores are short.",
     )
     in_flight_limit: int = Field(
         default=256, ge=1, description="Events being processed at once by one worker."
@@ -235,6 +253,16 @@ class Settings(BaseSettings):
         import os
 
         return self.pool_processes or (os.cpu_count() or 1)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return f"CONTENTSTREAM_{field_name.upper()}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import faust
 
 from analyzers.config import PipelineConfig, TransformersConfig
 from analyzers.factory import build_pipeline
+from schemas.errors import ConfigurationError
 from streams.analysis_batcher import AnalysisBatcher
 from streams.analysis_pool import AnalysisPool
 from streams.dead_letters import DeadLetterPublisher
@@ -24,8 +26,10 @@ from streams.faust_app import FaustSink, create_app, declare_topics, to_record
 from streams.health import LoopLagProbe, WorkerHealth
 from streams.metrics import WorkerMetrics
 from streams.processor import EventProcessor, ProcessorConfig
+from streams.records import RecordSink
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
+from streams.transactions import TransactionalFaustSink, guard_commits
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,24 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         keywords_top_k=settings.keywords_top_k,
         summary_max_chars=settings.summary_max_chars,
     )
+
+
+def resolve_pipeline_factory(settings: Settings) -> Callable[[], Any]:
+    """The picklable callable each analyzer process runs once to build its pipeline."""
+    config = pipeline_config(settings)
+    if not settings.pipeline_factory:
+        return functools.partial(build_pipeline, config)
+    module_name, _, attr = settings.pipeline_factory.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(
+            f"CONTENTSTREAM_PIPELINE_FACTORY={settings.pipeline_factory!r}: use module:function"
+        )
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load pipeline factory: {exc}") from exc
+    return functools.partial(factory, config)
 
 
 def make_dedup(settings: Settings, metrics: WorkerMetrics) -> DedupStore | None:
@@ -82,10 +104,19 @@ class ContentWorker:
         self.metrics.in_flight_limit.set(settings.in_flight_limit)
         self.app = create_app(settings)
         self.raw_topic, self.output_topic, self.dlq_topic = declare_topics(self.app, settings)
-        factory = pipeline_factory or functools.partial(build_pipeline, pipeline_config(settings))
+        factory = pipeline_factory or resolve_pipeline_factory(settings)
+        if settings.processing_guarantee == "at_least_once":
+            # Faust enables the idempotent producer only inside transactions; without it a
+            # retried send after a lost acknowledgement can write a result twice.
+            self.app.producer._settings_extra = lambda: {  # type: ignore[attr-defined]
+                "acks": "all",
+                "enable_idempotence": True,
+            }
         self.pool = AnalysisPool(
             factory,
             processes=settings.effective_pool_processes,
+            standby=settings.pool_standby_processes,
+            nice=settings.pool_nice,
             on_restart=lambda _reason: self.metrics.pool_restarts.inc(),
         )
         self.batcher = AnalysisBatcher(
@@ -93,9 +124,10 @@ class ContentWorker:
             max_batch=settings.analysis_batch_size,
             max_wait_s=settings.analysis_batch_wait_ms / 1000.0,
             timeout_s=settings.stage_timeout_s,
-            on_batch=self.metrics.analysis_batch_size.observe,
+            on_batch=self._observe_batch,
         )
-        sink = FaustSink(self.app)
+        self._commit_lock = asyncio.Lock()
+        sink: RecordSink = FaustSink(self.app)
         self.dedup = make_dedup(settings, self.metrics)
         self.processor = EventProcessor(
             config=ProcessorConfig(
@@ -122,6 +154,10 @@ class ContentWorker:
             in_flight_limit=settings.in_flight_limit,
             on_in_flight=self.metrics.in_flight.set,
         )
+        if settings.processing_guarantee == "exactly_once":
+            self.runtime.exactly_once = True
+            eos_sink = TransactionalFaustSink(self.app, self.runtime.turns, self._commit_lock)
+            self.processor.use_sink(eos_sink)
         self._ready = asyncio.Event()
         self._http: Any = None
         self._assigned: set[tuple[str, int]] = set()
@@ -168,12 +204,37 @@ class ContentWorker:
         app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
+    def _observe_batch(self, size: int) -> None:
+        self.metrics.analysis_batch_size.observe(size)
+        uses_model = "transformers" in (
+            self.settings.sentiment_backend,
+            self.settings.entities_backend,
+        )
+        if uses_model:
+            # The transformers stage splits each analysis batch into forward calls of
+            # at most model_batch_size texts.
+            step = self.settings.model_batch_size
+            for start in range(0, size, step):
+                self.metrics.model_batch_size.observe(min(step, size - start))
+
     @property
     def assigned(self) -> set[tuple[str, int]]:
         return set(self._assigned)
 
     async def start_runtime(self) -> None:
+        if self.settings.processing_guarantee == "exactly_once":
+            guard_commits(self.app.consumer, self._commit_lock)
         self.loop_probe.start()
+        # --- operations (streams/lag_monitor.py, streams/logging_setup.py) -------------
+        from streams.lag_monitor import LagMonitor
+        from streams.logging_setup import configure_logging
+
+        configure_logging(self.settings)  # Faust's Worker replaced the handlers
+        self.lag_monitor = LagMonitor.for_worker(self)
+        self.app.add_future(self.lag_monitor.run())  # cancelled and joined when the app stops
+        self.stuck_partitions = self.lag_monitor.stuck
+        self.health.broker_connected = self.lag_monitor.broker_connected
+        # --- end operations ------------------------------------------------------------
         log.info("starting %d analyzer process(es)", self.pool.size)
         await self.pool.start()
         log.info("analyzers ready: %s", self.pool.versions)

@@ -1,0 +1,134 @@
+"""The walking skeleton on the real broker and Redis: events in, analyses out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+from worker_harness import StreamSetup, WorkerProcess, consume, event, produce
+
+from services import ServiceEndpoints
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
+TEXTS = [
+    "这家餐厅的菜很好吃，服务也很周到，下次还来。",
+    "The battery died after two days and support never replied.",
+    "北京市政府今天宣布，将在海淀区新建三所中学。",
+    "Great value for the price, and shipping was fast.",
+    "物流太慢了，包装也破了，很失望。",
+]
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.stop_quietly()
+
+
+def start_worker(
+    setup: StreamSetup, tmp_path: Path, workers: list[WorkerProcess], **env: str
+) -> WorkerProcess:
+    w = WorkerProcess(setup, tmp_path / f"worker-{len(workers)}.log", **env).start()
+    workers.append(w)
+    w.wait_ready()
+    return w
+
+
+async def test_thousand_events_give_thousand_results(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url)
+    await setup.create_topics()
+    start_worker(setup, tmp_path, workers)
+    n = 1000
+    values = [event(i, f"{TEXTS[i % len(TEXTS)]} #{i}") for i in range(n)]
+    await produce(setup.bootstrap, setup.raw_topic, values, [str(i).encode() for i in range(n)])
+    records = await consume(
+        setup.bootstrap, setup.output_topic, expect=n, timeout=240, idle_after_expect=3
+    )
+    assert len(records) == n, workers[0].log_tail()
+    schema = json.loads((SCHEMAS / "analysis_result.v1.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    ids = set()
+    for rec in records:
+        result = orjson.loads(rec.value)
+        validator.validate(result)
+        assert rec.key == str(result["id"]).encode()
+        assert result["language"] in {"zh", "en", "mixed"}
+        assert result["keywords"], result
+        ids.add(result["id"])
+    assert ids == {str(i) for i in range(n)}
+    dead = await consume(setup.bootstrap, setup.dlq_topic, expect=1, timeout=2)
+    assert dead == []
+
+
+async def test_malformed_events_are_dead_lettered_and_processing_goes_on(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
+    await setup.create_topics()
+    start_worker(setup, tmp_path, workers, CONTENTSTREAM_MAX_TEXT_CHARS="2000")
+    bad = {
+        b"definitely not json": "INVALID_JSON",
+        b'["wrong", "shape"]': "INVALID_EVENT",
+        b'{"id": "m-1", "source": "t"}': "MISSING_TEXT",
+        b'{"id": "m-2", "source": "t", "text": "  \\n "}': "EMPTY_TEXT",
+        b'{"id": "m-3", "source": "t", "text": "caf\xe9"}': "INVALID_UTF8",
+        event("m-4", "长" * 2001): "TEXT_TOO_LONG",
+        event("m-5", "x" * (5 * 1024 * 1024)): "PAYLOAD_TOO_LARGE",
+        b'{"id": "m-6", "text": "ok", "colour": "blue"}': "INVALID_EVENT",
+        b'{"id": "m-7", "text": "ok", "analyses": ["mind-reading"]}': "UNKNOWN_ANALYSIS",
+    }
+    good = [event(f"g-{i}", TEXTS[i % len(TEXTS)]) for i in range(20)]
+    await produce(setup.bootstrap, setup.raw_topic, [*bad.keys(), *good])
+
+    letters = await consume(
+        setup.bootstrap, setup.dlq_topic, expect=len(bad), timeout=120, idle_after_expect=2
+    )
+    assert len(letters) == len(bad), workers[0].log_tail()
+    for letter in letters:
+        headers = dict(letter.headers)
+        assert letter.value in bad, "the original bytes must be untouched"
+        assert headers["contentstream-error-code"].decode() == bad[letter.value]
+        assert headers["contentstream-source-topic"].decode() == setup.raw_topic
+        assert int(headers["contentstream-source-offset"]) == letter.offset
+        assert headers["contentstream-error-message"]
+    results = await consume(
+        setup.bootstrap, setup.output_topic, expect=len(good), timeout=120, idle_after_expect=2
+    )
+    assert sorted(orjson.loads(r.value)["id"] for r in results) == sorted(
+        f"g-{i}" for i in range(20)
+    )
+
+
+async def test_restarted_worker_resumes_from_committed_offsets(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url)
+    await setup.create_topics()
+    first = start_worker(setup, tmp_path, workers, CONTENTSTREAM_DEDUP_POLICY="off")
+    await produce(
+        setup.bootstrap, setup.raw_topic, [event(f"a-{i}", TEXTS[i % 5]) for i in range(300)]
+    )
+    got = await consume(setup.bootstrap, setup.output_topic, expect=300, timeout=180)
+    assert len(got) == 300
+    assert first.terminate() == 0, first.log_tail()
+
+    await produce(
+        setup.bootstrap, setup.raw_topic, [event(f"b-{i}", TEXTS[i % 5]) for i in range(300)]
+    )
+    start_worker(setup, tmp_path, workers, CONTENTSTREAM_DEDUP_POLICY="off")
+    records = await consume(
+        setup.bootstrap, setup.output_topic, expect=600, timeout=180, idle_after_expect=5
+    )
+    ids = [orjson.loads(r.value)["id"] for r in records]
+    assert len(ids) == 600, f"{len(ids)} results: committed events were reprocessed or skipped"
+    assert set(ids) == {f"a-{i}" for i in range(300)} | {f"b-{i}" for i in range(300)}

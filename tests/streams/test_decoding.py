@@ -1,0 +1,53 @@
+import orjson
+import pytest
+
+from schemas.errors import ErrorCode, EventRejected
+from streams.decoding import EventDecoder, peek_event_id
+
+DECODER = EventDecoder(max_payload_bytes=10_000, max_text_chars=100)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (None, ErrorCode.INVALID_EVENT),
+        (b"x" * 10_001, ErrorCode.PAYLOAD_TOO_LARGE),
+        (b'{"id": "1", "text": "caf\xe9"}', ErrorCode.INVALID_UTF8),
+        (b"{not json", ErrorCode.INVALID_JSON),
+        (b"[1, 2]", ErrorCode.INVALID_EVENT),
+        (b'{"id": "1"}', ErrorCode.MISSING_TEXT),
+        (b'{"id": "1", "text": null}', ErrorCode.MISSING_TEXT),
+        (b'{"id": "1", "text": " \\t\\n"}', ErrorCode.EMPTY_TEXT),
+        (orjson.dumps({"id": "1", "text": "a" * 101}), ErrorCode.TEXT_TOO_LONG),
+        (b'{"id": "1", "text": 5}', ErrorCode.INVALID_EVENT),
+        (b'{"text": "no id"}', ErrorCode.INVALID_EVENT),
+        (b'{"id": "1", "text": "x", "extra": 1}', ErrorCode.INVALID_EVENT),
+        (b'{"id": "1", "text": "x", "analyses": ["nope"]}', ErrorCode.UNKNOWN_ANALYSIS),
+        (b'{"id": "1", "text": "x", "schema_version": 2}', ErrorCode.UNSUPPORTED_VERSION),
+    ],
+)
+def test_rejections_carry_the_right_code(raw: bytes | None, code: ErrorCode) -> None:
+    with pytest.raises(EventRejected) as info:
+        DECODER.decode(raw)
+    assert info.value.code == code
+    assert not info.value.retriable
+    assert info.value.message
+
+
+def test_valid_event_decodes_with_defaults() -> None:
+    event = DECODER.decode(
+        '{"id": 7, "text": "你好", "analyses": ["sentiment"], "produced_at": '
+        '"2026-01-01T00:00:00Z"}'.encode()
+    )
+    assert event.id == 7
+    assert event.source == "unknown"
+    assert [a.value for a in event.analyses or []] == ["sentiment"]
+    assert event.produced_at is not None and event.produced_at.year == 2026
+
+
+def test_peek_event_id_reads_ids_of_rejected_payloads() -> None:
+    assert peek_event_id(b'{"id": "abc", "text": ""}', 100) == "abc"
+    assert peek_event_id(b'{"id": 12}', 100) == "12"
+    assert peek_event_id(b'{"id": true}', 100) is None
+    assert peek_event_id(b"not json", 100) is None
+    assert peek_event_id(b'{"id": "abc"}', 5) is None

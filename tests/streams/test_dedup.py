@@ -1,0 +1,42 @@
+import time
+
+from streams.dedup import LruDedupStore, RedisDedupStore, dedup_key
+
+
+def test_key_depends_on_text_analyses_and_versions() -> None:
+    base = dedup_key("h1", ["sentiment", "keywords"], {"sentiment": "a", "keywords": "b"})
+    assert base == dedup_key("h1", ["keywords", "sentiment"], {"sentiment": "a", "keywords": "b"})
+    assert base != dedup_key("h2", ["sentiment", "keywords"], {"sentiment": "a", "keywords": "b"})
+    assert base != dedup_key("h1", ["sentiment"], {"sentiment": "a", "keywords": "b"})
+    assert base != dedup_key("h1", ["sentiment", "keywords"], {"sentiment": "z", "keywords": "b"})
+
+
+async def test_lru_store_expires_and_evicts() -> None:
+    now = [0.0]
+    store = LruDedupStore(max_entries=2, ttl_s=10, clock=lambda: now[0])
+    await store.put("a", b"A" * 1000)
+    await store.put("b", b"B")
+    assert await store.get("a") == b"A" * 1000
+    await store.put("c", b"C")  # evicts the least recently used: b
+    assert await store.get("b") is None
+    now[0] = 11.0
+    assert await store.get("a") is None
+
+
+async def test_redis_store_never_raises_and_counts_unavailability() -> None:
+    unavailable = []
+    store = RedisDedupStore(
+        "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        ttl_s=60,
+        on_unavailable=lambda: unavailable.append(1),
+        op_timeout_s=0.2,
+        retry_after_s=30,
+    )
+    started = time.monotonic()
+    assert await store.get("k") is None
+    await store.put("k", b"v")
+    assert await store.get("k") is None
+    assert time.monotonic() - started < 2.0, "an open circuit must not wait on Redis"
+    assert len(unavailable) == 3
+    assert store.available is False
+    await store.close()
