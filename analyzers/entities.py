@@ -11,6 +11,7 @@ capitalisation heuristic; other languages get no entities.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from analyzers import segmentation
 from analyzers.ner_features import (
     PAD,
     FeatureExtractor,
     Gazetteer,
     HashedWeights,
     batch_codepoints,
+    batch_word_codes,
 )
 from analyzers.viterbi import RegionViterbi
 from schemas.results import Entity
@@ -58,7 +61,8 @@ class ChineseEntityTagger:
         self.decoder = decoder
         tags = decoder.tags
         self._begins = np.array([t[:1] in ("B", "S") for t in tags])
-        self._ends = np.array([t[:1] in ("E", "S") for t in tags])
+        self._inside = np.array([t != "O" for t in tags])
+        self._continues = np.array([t[:1] in ("I", "E") for t in tags])
         self._kinds = [t.partition("-")[2] for t in tags]
 
     @classmethod
@@ -76,7 +80,8 @@ class ChineseEntityTagger:
         decoder = RegionViterbi(
             tags=tags, transitions=arrays["transitions"].astype(np.float32), margin=margin
         )
-        return cls(FeatureExtractor(gazetteer), weights, decoder)
+        use_words = bool(arrays["use_words"]) if "use_words" in arrays else False
+        return cls(FeatureExtractor(gazetteer, use_words), weights, decoder)
 
     def spans_batch(self, texts: Sequence[str]) -> list[list[_Span]]:
         out: list[list[_Span]] = [[] for _ in texts]
@@ -95,15 +100,20 @@ class ChineseEntityTagger:
 
     def _tag_chunk(self, chunk: list[_Piece], out: list[list[_Span]]) -> None:
         codes, starts = batch_codepoints([p.text for p in chunk])
-        keys = self.extractor.keys(codes)
-        emissions = self.weights.emissions(keys)
+        words = None
+        if self.extractor.use_words:
+            words = batch_word_codes(segmentation.tag(p.text) for p in chunk)
+        emissions = self.weights.emissions(self.extractor.key_columns(codes, words))
         boundary = codes == 0
         boundary[:PAD] = True
         tags = self.decoder.decode(emissions, boundary)
         begin = np.flatnonzero(self._begins[tags])
         if begin.size == 0:
             return
-        end = np.flatnonzero(self._ends[tags]) + 1
+        # An entity ends where the next tag does not continue it (BIO and BIOES alike).
+        continued = np.zeros(tags.shape[0], dtype=bool)
+        continued[:-1] = self._continues[tags[1:]]
+        end = np.flatnonzero(self._inside[tags] & ~continued) + 1
         owner = np.searchsorted(starts, begin, side="right") - 1
         local = begin - starts[owner]
         kinds = self._kinds
@@ -131,8 +141,64 @@ def _split_long(pieces: list[_Piece]) -> list[_Piece]:
     return out
 
 
+# English: runs of capitalised words, typed by small cue lists. A heuristic (no English
+# training data ships with the project): precise on news-style names, blind to lower-case
+# mentions, and a single capitalised word is only kept when a cue types it.
+_EN_NAME = re.compile(
+    r"(?:[A-Z][a-z]+(?:['’][A-Za-z]+)?|[A-Z]{2,}|[A-Z]\.)"
+    r"(?:[ -](?:(?:of|the|for|and|de|van|von|der|la|du)[ ])?"
+    r"(?:[A-Z][a-z]+(?:['’][A-Za-z]+)?|[A-Z]{2,}|[A-Z]\.))*"
+)
+_EN_ORG_WORDS = frozenset(
+    "Inc Inc. Corp Corp. Corporation Company Co Co. Ltd Ltd. LLC Group Bank University "
+    "College Institute School Association Agency Ministry Department Council Committee "
+    "Commission Party Foundation Federation Union Club Airlines Motors Technologies Times "
+    "News Press Post Journal Reuters Congress Senate Parliament Court Police Army Navy Federal "
+    "Reserve Fund Organization Organisation Nations Office Bureau Service Board Authority "
+    "Exchange Hospital Museum Church "
+    "Microsoft Google Apple Amazon Facebook Meta Tesla Toyota Samsung Huawei Alibaba Tencent "
+    "IBM Intel Nvidia Netflix Twitter Boeing Airbus OpenAI".split()
+)
+_EN_LOC_WORDS = frozenset(
+    "China Beijing Shanghai Shenzhen Guangzhou Hong Kong Taiwan Japan Tokyo Korea Seoul India "
+    "America USA US U.S. UK U.K. Britain England London France Paris Germany Berlin Italy Rome "
+    "Spain Madrid Russia Moscow Canada Toronto Australia Sydney Brazil Mexico Europe Asia "
+    "Africa Washington California Texas Florida York Chicago Boston Singapore Vietnam "
+    "Thailand Indonesia Israel Iran Iraq Egypt Ukraine Kingdom States City River Lake Mountain "
+    "Mountains Island Islands Street Avenue County Province State Valley Sea Ocean Bay".split()
+)
+_EN_PERSON_CUES = re.compile(r"(?:Mr|Mrs|Ms|Dr|Prof|President|Sir|Madam|Senator)\.?\s+$")
+_EN_NOT_NAMES = frozenset(
+    "I A The This That These Those It He She We They You My Our Your His Her Their There "
+    "Here When Where What Why How If But And Or So Yes No Not In On At For From With By To "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April "
+    "May June July August September October November December Mr Mrs Ms Dr".split()
+)
+
+
 def english_entities(text: str) -> list[_Span]:
-    return []
+    """PER / LOC / ORG spans in English text (capitalisation heuristic)."""
+    spans: list[_Span] = []
+    for match in _EN_NAME.finditer(text):
+        start, end = match.span()
+        words = match.group().split()
+        while words and words[0] in _EN_NOT_NAMES:
+            start += len(words[0]) + 1
+            words = words[1:]
+        if not words:
+            continue
+        if any(w in _EN_ORG_WORDS for w in words) or (
+            len(words) == 1 and words[0].isupper() and len(words[0]) > 2
+        ):
+            kind = "ORG"
+        elif words[-1] in _EN_LOC_WORDS or (len(words) <= 2 and words[0] in _EN_LOC_WORDS):
+            kind = "LOC"
+        elif len(words) >= 2 or _EN_PERSON_CUES.search(text, 0, start):
+            kind = "PER"
+        else:
+            continue
+        spans.append((start, end, kind))
+    return spans
 
 
 class EntityRecognizer:
@@ -153,7 +219,7 @@ class EntityRecognizer:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         tagger = ChineseEntityTagger.from_arrays(arrays, margin)
-        return cls(tagger, f"crf-bioes-{digest}")
+        return cls(tagger, f"crf-{digest}")
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Entity]]:
         if len(texts) != len(languages):

@@ -42,14 +42,19 @@ VERSION = "kw-2"
 
 # Tags that always end a chunk: punctuation/space (x), particles (u*), prepositions (p),
 # conjunctions (c), pronouns (r), modal/interjections (y e o) and bound morphemes (zg).
-BREAK_TAGS = frozenset({"x", "uj", "ul", "uz", "ug", "uv", "ud", "u", "p", "c", "r", "y", "e", "o", "zg"})
+BREAK_TAGS = frozenset(
+    {"x", "uj", "ul", "uz", "ug", "uv", "ud", "u", "p", "c", "r", "y", "e", "o", "zg"}
+)
 # A keyword does not start with a direction word, measure word, adverb or number ...
 BAD_FIRST_TAGS = frozenset({"f", "q", "d", "ad", "m", "k", "ud", "vd", "t"})
 # ... nor end with an adverb, preposition, adjective, number or time word.
 BAD_LAST_TAGS = frozenset({"d", "ad", "p", "a", "h", "vd", "m", "t"})
-MAX_NGRAM = 4
+MAX_NGRAM = 3
+# Candidates are taken from this many leading characters (CSL abstracts are ~230).
+CANDIDATE_WINDOW_CHARS = 800
+_END_CHARS = 400
 # Long texts: only this many candidates (best by tf x idf) get the full feature set.
-MAX_SCORED_CANDIDATES = 150
+MAX_SCORED_CANDIDATES = 100
 
 # Part-of-speech groups of a candidate's first and last word (one-hot features).
 TAG_GROUPS: dict[str, int] = {
@@ -75,6 +80,8 @@ _IDF_SCALE = 10.0
 _ENG_IDF = 11.0
 _EN_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9'+\-]*|\d+(?:\.\d+)?|[^\sA-Za-z0-9]")
 _RESOURCES = "analyzers.resources"
+# Texts without any of these are one sentence: no need to split them.
+_ANY_TERMINATOR = re.compile(r"[。！？!?；.…\n]")
 
 
 # --------------------------------------------------------------------------- resources
@@ -156,19 +163,9 @@ def load_resources() -> KeywordResources:
 # --------------------------------------------------------------------------- zh candidates
 
 
-@dataclass(slots=True)
-class Candidate:
-    text: str
-    count: int
-    first_token: int
-    words: int
-    first_tag: int
-    last_tag: int
-    idfs: tuple[float, ...]
-
-    @property
-    def mean_idf(self) -> float:
-        return sum(self.idfs) / len(self.idfs)
+# A candidate is a plain list (cheaper than an object in this hot loop):
+COUNT, FIRST_TOKEN, WORDS, FIRST_TAG, LAST_TAG, MIN_IDF, MAX_IDF, SUM_IDF = range(8)
+Candidate = list[float]
 
 
 @dataclass(slots=True)
@@ -176,48 +173,60 @@ class ZhCandidates:
     text: str
     n_tokens: int
     candidates: dict[str, Candidate]
-    chunks: list[list[str]]
+    chunks: list[list[tuple[str, str, int, float]]]
 
-
-def _tag_group(pos: str) -> int:
-    return TAG_GROUPS.get(pos, OTHER_TAG_GROUP)
+    def chunk_words(self) -> list[list[str]]:
+        return [[w for w, _, _, _ in chunk] for chunk in self.chunks]
 
 
 def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
-    tokens = tag(text)
+    # Long texts: candidates come from the head (title, lead, first paragraphs), which
+    # keeps the cost bounded; frequency features still count over the whole text.
+    tokens = tag(text if len(text) <= CANDIDATE_WINDOW_CHARS else text[:CANDIDATE_WINDOW_CHARS])
     idf = res.idf
     stop = res.stop_words
     unknown = res.unknown_idf
+    groups = TAG_GROUPS
     found: dict[str, Candidate] = {}
-    chunks: list[list[str]] = []
+    chunks: list[list[tuple[str, str, int, float]]] = []
     chunk: list[tuple[str, str, int, float]] = []
 
     def flush() -> None:
         size = len(chunk)
-        chunks.append([w for w, _, _, _ in chunk])
+        chunks.append(chunk)
         for i in range(size):
             _, first_pos, position, _ = chunk[i]
             if first_pos in BAD_FIRST_TAGS:
                 continue
+            first_group = groups.get(first_pos, OTHER_TAG_GROUP)
             phrase = ""
+            low = high = total = 0.0
             for n in range(1, min(MAX_NGRAM, size - i) + 1):
                 word, pos, _, word_idf = chunk[i + n - 1]
                 phrase += word
+                total += word_idf
+                if n == 1:
+                    low = high = word_idf
+                elif word_idf < low:
+                    low = word_idf
+                elif word_idf > high:
+                    high = word_idf
                 if pos in BAD_LAST_TAGS or len(phrase) < 2 or phrase.isdigit():
                     continue
                 existing = found.get(phrase)
                 if existing is not None:
-                    existing.count += 1
+                    existing[COUNT] += 1
                     continue
-                found[phrase] = Candidate(
-                    text=phrase,
-                    count=1,
-                    first_token=position,
-                    words=n,
-                    first_tag=_tag_group(first_pos),
-                    last_tag=_tag_group(pos),
-                    idfs=tuple(c[3] for c in chunk[i : i + n]),
-                )
+                found[phrase] = [
+                    1,
+                    position,
+                    n,
+                    first_group,
+                    groups.get(pos, OTHER_TAG_GROUP),
+                    low,
+                    high,
+                    total,
+                ]
 
     for position, (word, pos) in enumerate(tokens):
         if pos in BREAK_TAGS or word in stop:
@@ -233,29 +242,39 @@ def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
 
 
 def _first_and_last_sentence(text: str) -> tuple[str, str]:
-    spans = sentence_spans(text)
-    if len(spans) < 2:
-        return (text[spans[0][0] : spans[0][1]] if spans else ""), ""
-    return text[spans[0][0] : spans[0][1]], text[spans[-1][0] : spans[-1][1]]
+    """The first and (when there are several) the last sentence: a title or a headline
+    often sits at one end. Only the ends of long texts are split."""
+    if _ANY_TERMINATOR.search(text) is None:
+        return text, ""
+    head = sentence_spans(text[:_END_CHARS])
+    first = text[head[0][0] : head[0][1]] if head else ""
+    if len(text) <= _END_CHARS:
+        return first, (text[head[-1][0] : head[-1][1]] if len(head) > 1 else "")
+    tail_text = text[-_END_CHARS:]
+    tail = sentence_spans(tail_text)
+    return first, (tail_text[tail[-1][0] : tail[-1][1]] if tail else "")
 
 
-def candidate_features(
-    cand: Candidate, found: ZhCandidates, first: str, last: str, res: KeywordResources
+def feature_vector(
+    phrase: str,
+    cand: Candidate,
+    found: ZhCandidates,
+    first: str,
+    last: str,
+    res: KeywordResources,
 ) -> list[float]:
-    """The numeric features (NUMERIC_FEATURES order) of one candidate."""
-    phrase = cand.text
+    """All features of one candidate in FEATURE_NAMES order (for training and tests)."""
     length = len(phrase)
-    idfs = cand.idfs
-    words = cand.words
-    return [
-        math.log1p(cand.count),
-        1.0 if cand.count > 1 else 0.0,
-        cand.first_token / max(found.n_tokens, 1),
+    words = int(cand[WORDS])
+    numeric = [
+        math.log1p(cand[COUNT]),
+        1.0 if cand[COUNT] > 1 else 0.0,
+        cand[FIRST_TOKEN] / max(found.n_tokens, 1),
         1.0 if phrase in first else 0.0,
         1.0 if last and phrase in last else 0.0,
-        min(idfs) / _IDF_SCALE,
-        max(idfs) / _IDF_SCALE,
-        sum(idfs) / words / _IDF_SCALE,
+        cand[MIN_IDF] / _IDF_SCALE,
+        cand[MAX_IDF] / _IDF_SCALE,
+        cand[SUM_IDF] / words / _IDF_SCALE,
         1.0 if words == 1 and phrase in res.idf else 0.0,
         length / 10.0,
         1.0 if length == 2 else 0.0,
@@ -271,41 +290,116 @@ def candidate_features(
         1.0 if phrase.isascii() else 0.0,
         math.log1p(found.text.count(phrase)),
     ]
-
-
-def feature_vector(
-    cand: Candidate, found: ZhCandidates, first: str, last: str, res: KeywordResources
-) -> list[float]:
-    """All features (FEATURE_NAMES order), for training."""
-    vector = candidate_features(cand, found, first, last, res)
     one_hot = [0.0] * (2 * N_TAG_GROUPS)
-    one_hot[cand.first_tag] = 1.0
-    one_hot[N_TAG_GROUPS + cand.last_tag] = 1.0
-    return vector + one_hot
+    one_hot[int(cand[FIRST_TAG])] = 1.0
+    one_hot[N_TAG_GROUPS + int(cand[LAST_TAG])] = 1.0
+    return numeric + one_hot
+
+
+_MAX_TABLE_LENGTH = 64
+
+
+class FastRanker:
+    """The linear ranker with its one-hot and bucket features folded into lookup tables:
+    equal to ``bias + weights . feature_vector(...)`` at a fraction of the cost."""
+
+    def __init__(self, ranker: RankerWeights) -> None:
+        w = dict(zip(FEATURE_NAMES, ranker.weights, strict=True))
+        self.w = w
+        self.bias = ranker.bias
+        self.first_tag = [w[f"first_tag_{i}"] for i in range(N_TAG_GROUPS)]
+        self.last_tag = [w[f"last_tag_{i}"] for i in range(N_TAG_GROUPS)]
+        self.by_words = [0.0] + [w[f"words_{n}"] for n in range(1, MAX_NGRAM + 1)]
+        self.by_length = [self._length_weight(n) for n in range(_MAX_TABLE_LENGTH)]
+        self.mean_idf = w["mean_idf"] / _IDF_SCALE
+        self.min_idf = w["min_idf"] / _IDF_SCALE
+        self.max_idf = w["max_idf"] / _IDF_SCALE
+        self.log_tf = w["log_tf"]
+        self.position = w["first_position"]
+        self.substring_count = w["log_substring_count"]
+        self.repeated = w["repeated"]
+        self.in_first = w["in_first_sentence"]
+        self.in_last = w["in_last_sentence"]
+        self.dictionary_word = w["dictionary_word"]
+        self.ascii_only = w["ascii_only"]
+        self.has_digit = w["has_digit"]
+
+    def _length_weight(self, length: int) -> float:
+        w = self.w
+        return (
+            w["chars"] * length / 10.0
+            + (w["chars_2"] if length == 2 else 0.0)
+            + (w["chars_3"] if length == 3 else 0.0)
+            + (w["chars_4"] if length == 4 else 0.0)
+            + (w["chars_5_6"] if 5 <= length <= 6 else 0.0)
+            + (w["chars_7_plus"] if length >= 7 else 0.0)
+        )
+
+    def score(
+        self,
+        phrase: str,
+        cand: Candidate,
+        text: str,
+        inv_tokens: float,
+        first: str,
+        last: str,
+        idf: dict[str, float],
+    ) -> float:
+        length = len(phrase)
+        words = int(cand[WORDS])
+        count = cand[COUNT]
+        score = (
+            self.bias
+            + self.first_tag[int(cand[FIRST_TAG])]
+            + self.last_tag[int(cand[LAST_TAG])]
+            + self.by_words[words]
+            + (
+                self.by_length[length]
+                if length < _MAX_TABLE_LENGTH
+                else self._length_weight(length)
+            )
+            + self.log_tf * math.log1p(count)
+            + self.position * cand[FIRST_TOKEN] * inv_tokens
+            + self.min_idf * cand[MIN_IDF]
+            + self.max_idf * cand[MAX_IDF]
+            + self.mean_idf * cand[SUM_IDF] / words
+            + self.substring_count * math.log1p(text.count(phrase))
+        )
+        if count > 1:
+            score += self.repeated
+        if phrase in first:
+            score += self.in_first
+        if last and phrase in last:
+            score += self.in_last
+        if words == 1 and phrase in idf:
+            score += self.dictionary_word
+        if phrase.isascii():
+            score += self.ascii_only
+        if not phrase.isalpha() and any(ch.isdigit() for ch in phrase):
+            score += self.has_digit
+        return score
 
 
 def _tfidf_score(cand: Candidate) -> float:
-    return cand.count * cand.mean_idf * (1.0 + 0.15 * (cand.words - 1))
+    return cand[COUNT] * cand[SUM_IDF] / cand[WORDS] * (1.0 + 0.15 * (cand[WORDS] - 1))
 
 
-def _prune(cands: Iterable[Candidate], limit: int) -> list[Candidate]:
-    pool = list(cands)
-    if len(pool) <= limit:
-        return pool
-    pool.sort(key=_tfidf_score, reverse=True)
-    return pool[:limit]
+def _prune(cands: dict[str, Candidate], limit: int) -> Iterable[tuple[str, Candidate]]:
+    if len(cands) <= limit:
+        return cands.items()
+    return sorted(cands.items(), key=lambda kv: _tfidf_score(kv[1]), reverse=True)[:limit]
 
 
-def _textrank(chunks: list[list[str]], window: int = 4, iterations: int = 20) -> dict[str, float]:
+def _textrank(chunks: list[list[str]], window: int = 5, iterations: int = 20) -> dict[str, float]:
+    """PageRank over co-occurrence (within ``window`` content words, as jieba does)."""
     neighbours: dict[str, Counter[str]] = {}
-    for chunk in chunks:
-        words = [w for w in chunk if len(w) > 1]
-        for i, word in enumerate(words):
-            links = neighbours.setdefault(word, Counter())
-            for other in words[i + 1 : i + window]:
-                if other != word:
-                    links[other] += 1
-                    neighbours.setdefault(other, Counter())[word] += 1
+    words = [w for chunk in chunks for w in chunk if len(w) > 1]
+    for i, word in enumerate(words):
+        links = neighbours.setdefault(word, Counter())
+        for other in words[i + 1 : i + window]:
+            if other != word:
+                links[other] += 1
+                neighbours.setdefault(other, Counter())[word] += 1
     if not neighbours:
         return {}
     rank = dict.fromkeys(neighbours, 1.0)
@@ -363,7 +457,9 @@ def _en_keywords(text: str, top_k: int, stop: frozenset[str]) -> list[tuple[str,
         phrase_score = sum(word_score[lemma] for _, lemma in phrase)
         # Frequency of the whole phrase counts, but with diminishing returns.
         scores[key] = scores.get(key, 0.0) + phrase_score / (1.0 + 0.5 * (key in scores))
-        surface.setdefault(key, " ".join(tok if tok.isupper() else tok.lower() for tok, _ in phrase))
+        surface.setdefault(
+            key, " ".join(tok if tok.isupper() else tok.lower() for tok, _ in phrase)
+        )
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:top_k]
     return [(surface[k], s) for k, s in ranked]
 
@@ -401,6 +497,7 @@ class KeywordExtractor:
             method = "tfidf"
         self.method: Method = method
         self.version = f"{VERSION}-{method}"
+        self._fast = FastRanker(self.res.ranker) if self.res.ranker is not None else None
 
     def extract(self, text: str, language: str = "zh") -> list[Keyword]:
         if language == "en":
@@ -412,52 +509,52 @@ class KeywordExtractor:
         if self.method == "textrank":
             return _as_keywords(self._textrank(found), normalise=True)
         if self.method == "tfidf":
-            scored = [(c.text, _tfidf_score(c)) for c in found.candidates.values()]
+            scored = [(p, _tfidf_score(c)) for p, c in found.candidates.items()]
             return _as_keywords(_select(scored, self.top_k), normalise=True)
         return _as_keywords(self._ranked(found), normalise=False)
 
     def _ranked(self, found: ZhCandidates) -> list[tuple[str, float]]:
-        ranker = self.res.ranker
+        ranker = self._fast
         assert ranker is not None
-        weights = ranker.weights
-        n_numeric = len(NUMERIC_FEATURES)
-        numeric = weights[:n_numeric]
-        first_tag = weights[n_numeric : n_numeric + N_TAG_GROUPS]
-        last_tag = weights[n_numeric + N_TAG_GROUPS :]
         first, last = _first_and_last_sentence(found.text)
-        scored: list[tuple[str, float]] = []
-        for cand in _prune(found.candidates.values(), MAX_SCORED_CANDIDATES):
-            features = candidate_features(cand, found, first, last, self.res)
-            score = ranker.bias + first_tag[cand.first_tag] + last_tag[cand.last_tag]
-            score += sum(w * f for w, f in zip(numeric, features, strict=True))
-            scored.append((cand.text, score))
+        idf = self.res.idf
+        text = found.text
+        inv_tokens = 1.0 / max(found.n_tokens, 1)
+        scored = [
+            (phrase, ranker.score(phrase, cand, text, inv_tokens, first, last, idf))
+            for phrase, cand in _prune(found.candidates, MAX_SCORED_CANDIDATES)
+        ]
         return [(t, _sigmoid(s)) for t, s in _select(scored, self.top_k)]
 
     def _textrank(self, found: ZhCandidates) -> list[tuple[str, float]]:
-        rank = _textrank(found.chunks)
+        chunks = found.chunk_words()
+        rank = _textrank(chunks)
         scored = []
-        for cand in found.candidates.values():
-            parts = [rank.get(w, 0.0) for w in _split_words(cand, found)]
+        for phrase, cand in found.candidates.items():
+            parts = [rank.get(w, 0.0) for w in _split_words(phrase, int(cand[WORDS]), chunks)]
             if parts:
-                scored.append((cand.text, sum(parts) / len(parts) * (1.0 + 0.1 * cand.words)))
+                scored.append((phrase, sum(parts) / len(parts) * (1.0 + 0.1 * cand[WORDS])))
         return _select(scored, self.top_k)
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Keyword]]:
         return [self.extract(t, lang) for t, lang in zip(texts, languages, strict=True)]
 
 
-def _split_words(cand: Candidate, found: ZhCandidates) -> list[str]:
-    if cand.words == 1:
-        return [cand.text]
-    for chunk in found.chunks:
-        for i in range(len(chunk) - cand.words + 1):
-            if "".join(chunk[i : i + cand.words]) == cand.text:
-                return chunk[i : i + cand.words]
-    return [cand.text]
+def _split_words(phrase: str, words: int, chunks: list[list[str]]) -> list[str]:
+    if words == 1:
+        return [phrase]
+    for chunk in chunks:
+        for i in range(len(chunk) - words + 1):
+            if "".join(chunk[i : i + words]) == phrase:
+                return chunk[i : i + words]
+    return [phrase]
 
 
 def _as_keywords(pairs: list[tuple[str, float]], *, normalise: bool) -> list[Keyword]:
     if not pairs:
         return []
     top = pairs[0][1] if normalise and pairs[0][1] > 0 else 1.0
-    return [Keyword(text=text, weight=round(score / top, 6)) for text, score in pairs]
+    # model_construct: the values are known-good, and validation would double the cost.
+    return [
+        Keyword.model_construct(text=text, weight=round(score / top, 6)) for text, score in pairs
+    ]

@@ -13,7 +13,7 @@ positions, so a window of +-2 characters never sees a neighbouring text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +52,16 @@ def batch_codepoints(texts: Sequence[str]) -> tuple[I64, I64]:
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     starts = PAD + np.concatenate(([0], np.cumsum(lengths + PAD)[:-1])) if len(texts) else lengths
     return codes, starts.astype(np.int64)
+
+
+def batch_word_codes(tagged_texts: Iterable[Iterable[tuple[str, str]]]) -> I64:
+    """``word_codes`` of each text laid out like ``batch_codepoints`` (0 at sentinels)."""
+    pad = np.zeros(PAD, dtype=np.int64)
+    parts = [pad]
+    for tagged in tagged_texts:
+        parts.append(word_codes(tagged))
+        parts.append(pad)
+    return np.concatenate(parts)
 
 
 def normalise(codes: I64) -> I64:
@@ -103,7 +113,8 @@ def _hash_key(template: int, *parts: I64) -> U64:
     seed = np.uint64(((template + 1) * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF)
     acc = np.full(parts[0].shape, seed, dtype=np.uint64)
     for p in parts:
-        acc = (acc ^ p.astype(np.uint64)) * _M1
+        acc ^= p.astype(np.uint64, copy=False)
+        acc *= _M1
     return acc ^ (acc >> np.uint64(29))
 
 
@@ -179,58 +190,107 @@ def _slot_and_fingerprint(keys: U64, bits: int) -> tuple[I64, npt.NDArray[np.uin
     return slot, fp
 
 
+# jieba part-of-speech tags folded into a few classes that matter for names.
+_POS_CLASS = {"nr": 1, "nrfg": 1, "nrt": 1, "ns": 2, "nt": 3, "nz": 4, "n": 5, "j": 6}
+_POS_CLASS.update({"v": 7, "vn": 7, "m": 8, "x": 9, "eng": 10, "s": 11, "f": 11})
+# Function-word-like tags share one class (a, ad, an, d, df, dg, r, rr, rz, u*, p, c ...).
+_FUNCTION_TAGS = "a ad ag an d df dg r rg rr rz u ud ug uj ul uv uz p c".split()
+_POS_CLASS.update(dict.fromkeys(_FUNCTION_TAGS, 12))
+
+
+def word_codes(tagged: Iterable[tuple[str, str]]) -> I64:
+    """Per character: (jieba POS class of its word) * 4 + position in the word (BMES).
+
+    ``tagged`` is rjieba's ``tag`` output for the text (``analyzers.segmentation.tag``,
+    cached and shared with the other analyzers of the pipeline)."""
+    pairs = tagged if isinstance(tagged, tuple | list) else tuple(tagged)
+    lengths = [len(word) for word, _ in pairs]
+    pos_class = _POS_CLASS
+    classes = [pos_class.get(pos, 0) for _, pos in pairs]
+    n_words = len(lengths)
+    if n_words == 0:
+        return np.zeros(0, dtype=np.int64)
+    word_len = np.asarray(lengths, dtype=np.int64)
+    word_of = np.repeat(np.arange(n_words), word_len)
+    word_start = np.concatenate(([0], np.cumsum(word_len)[:-1]))
+    offset = np.arange(word_of.shape[0]) - word_start[word_of]
+    size = word_len[word_of]
+    bmes = np.where(size == 1, 3, np.where(offset == 0, 0, np.where(offset == size - 1, 2, 1)))
+    return np.asarray(classes, dtype=np.int64)[word_of] * 4 + bmes
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureExtractor:
     """Feature keys of every character: shape (len(codes), n_templates)."""
 
     gazetteer: Gazetteer
+    use_words: bool = False
 
-    def keys(self, codes: I64) -> U64:
-        norm = normalise(codes)
+    def keys(self, codes: I64, words: I64 | None = None) -> U64:
+        return np.stack(list(self.key_columns(codes, words)), axis=1)
+
+    def key_columns(self, codes: I64, words: I64 | None = None) -> Iterator[U64]:
+        """The feature keys template by template (column j of ``keys``)."""
+        norm = normalise(codes).astype(np.uint64)
         cls = char_classes(codes)
-        n = norm.shape[0]
         u = {k: _shift(norm, k) for k in (-2, -1, 0, 1, 2)}
         cl = {k: _shift(cls, k) for k in (-2, -1, 0, 1, 2)}
-        gaz = self.gazetteer.match_codes(norm)
+        gaz = self.gazetteer.match_codes(norm.astype(np.int64))
         # One small-integer payload per character for the gazetteer codes of all kinds.
         gaz_all = gaz[:, 0] * 16 + gaz[:, 1] * 4 + gaz[:, 2]
-        cols: list[U64] = [
-            _hash_key(0, np.zeros(n, dtype=np.int64)),  # bias
-            _hash_key(1, u[-2]),
-            _hash_key(2, u[-1]),
-            _hash_key(3, u[0]),
-            _hash_key(4, u[1]),
-            _hash_key(5, u[2]),
-            _hash_key(6, u[-2], u[-1]),
-            _hash_key(7, u[-1], u[0]),
-            _hash_key(8, u[0], u[1]),
-            _hash_key(9, u[1], u[2]),
-            _hash_key(10, u[-1], u[1]),
-            _hash_key(11, u[-1], u[0], u[1]),
-            _hash_key(12, cl[-2] * 64 + cl[-1] * 8 + cl[0], cl[1] * 8 + cl[2]),
-            _hash_key(13, gaz_all),
-            _hash_key(14, gaz[:, 0], u[0]),
-            _hash_key(15, gaz[:, 1], u[0]),
-            _hash_key(16, gaz[:, 2], u[0]),
-            _hash_key(17, _shift(gaz_all, -1), gaz_all, _shift(gaz_all, 1)),
-        ]
-        return np.stack(cols, axis=1)
+        yield _hash_key(0, np.zeros(norm.shape[0], dtype=np.uint64))  # bias
+        yield _hash_key(1, u[-2])
+        yield _hash_key(2, u[-1])
+        yield _hash_key(3, u[0])
+        yield _hash_key(4, u[1])
+        yield _hash_key(5, u[2])
+        yield _hash_key(6, u[-2], u[-1])
+        yield _hash_key(7, u[-1], u[0])
+        yield _hash_key(8, u[0], u[1])
+        yield _hash_key(9, u[1], u[2])
+        yield _hash_key(10, u[-1], u[1])
+        yield _hash_key(11, u[-1], u[0], u[1])
+        yield _hash_key(12, cl[-2] * 64 + cl[-1] * 8 + cl[0], cl[1] * 8 + cl[2])
+        yield _hash_key(13, gaz_all)
+        yield _hash_key(14, gaz[:, 0], u[0])
+        yield _hash_key(15, gaz[:, 1], u[0])
+        yield _hash_key(16, gaz[:, 2], u[0])
+        yield _hash_key(17, _shift(gaz_all, -1), gaz_all, _shift(gaz_all, 1))
+        if self.use_words:
+            if words is None:
+                raise ValueError("this model needs word codes")
+            yield _hash_key(18, words)
+            yield _hash_key(19, words, u[0])
+            yield _hash_key(20, _shift(words, -1), words, _shift(words, 1))
 
 
-@dataclass(frozen=True, slots=True)
 class HashedWeights:
-    """Feature key -> per-tag weights, through a fingerprinted open hash table."""
+    """Feature key -> per-tag weights, through a fingerprinted hash table.
 
-    slot_rows: npt.NDArray[np.int32]  # row in ``rows`` for each slot; 0 is the all-zero row
-    slot_fingerprints: npt.NDArray[np.uint16]
-    rows: npt.NDArray[np.float32]  # (n_rows, n_tags)
+    At run time each slot is one packed uint32 (row << 12 | 12-bit fingerprint), so a
+    lookup is a single random read; a fingerprint mismatch selects row 0 (all zeros).
+    """
 
-    @property
-    def bits(self) -> int:
-        return int(self.slot_rows.shape[0]).bit_length() - 1
+    def __init__(
+        self,
+        slot_rows: npt.NDArray[np.int32],
+        slot_fingerprints: npt.NDArray[np.uint16],
+        rows: npt.NDArray[np.float32],
+    ) -> None:
+        if rows.shape[0] >= 1 << 20:
+            raise ValueError("too many weight rows for the packed slot table")
+        self.slot_rows = slot_rows
+        self.slot_fingerprints = slot_fingerprints
+        self.rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self.bits = int(slot_rows.shape[0]).bit_length() - 1
+        self._packed = (slot_rows.astype(np.uint32) << np.uint32(12)) | (
+            slot_fingerprints.astype(np.uint32) & np.uint32(0xFFF)
+        )
 
     @classmethod
-    def build(cls, features: dict[int, npt.NDArray[np.float32]], n_tags: int, bits: int) -> HashedWeights:
+    def build(
+        cls, features: dict[int, npt.NDArray[np.float32]], n_tags: int, bits: int
+    ) -> HashedWeights:
         """From exact feature keys; on a slot collision the larger weight vector stays."""
         keys = np.fromiter(features.keys(), dtype=np.uint64, count=len(features))
         vecs = np.stack(list(features.values())) if features else np.zeros((0, n_tags), np.float32)
@@ -246,12 +306,22 @@ class HashedWeights:
             slot_rows[s] = len(rows)
             slot_fps[s] = fp[i]
             rows.append(vecs[i].astype(np.float32))
-        return cls(slot_rows=slot_rows, slot_fingerprints=slot_fps, rows=np.stack(rows))
+        return cls(slot_rows, slot_fps, np.stack(rows))
 
-    def emissions(self, keys: U64) -> npt.NDArray[np.float32]:
-        """Summed weights of each row of ``keys``: shape (keys.shape[0], n_tags)."""
-        slot, fp = _slot_and_fingerprint(keys.ravel(), self.bits)
-        row = self.slot_rows[slot]
-        row = np.where(self.slot_fingerprints[slot] == fp, row, 0)
-        gathered = self.rows[row.reshape(keys.shape)]
-        return gathered.sum(axis=1)
+    def emissions(self, columns: Iterable[U64]) -> npt.NDArray[np.float32]:
+        """Summed weights over the key columns: shape (n, n_tags)."""
+        total: npt.NDArray[np.float32] | None = None
+        for keys in columns:
+            mixed = keys * _M2
+            slot = (mixed >> np.uint64(64 - self.bits)).astype(np.intp)
+            fp = ((mixed >> np.uint64(16)) & np.uint64(0xFFF)).astype(np.uint32)
+            packed = self._packed[slot]
+            row = np.where((packed & np.uint32(0xFFF)) == fp, packed >> np.uint32(12), 0)
+            part = np.take(self.rows, row, axis=0)
+            if total is None:
+                total = part
+            else:
+                total += part
+        if total is None:
+            raise ValueError("no feature columns")
+        return total

@@ -19,9 +19,60 @@ _BOUNDARY = re.compile(
 )
 _CLOSERS = "”’」』）)]】》\"'"
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig figs no nos vol pp inc ltd co "
-    "corp dept univ jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m approx "
-    "est min max gen gov rep sen rev".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "cf",
+        "al",
+        "fig",
+        "figs",
+        "no",
+        "nos",
+        "vol",
+        "pp",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "dept",
+        "univ",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+        "u.k",
+        "a.m",
+        "p.m",
+        "approx",
+        "est",
+        "min",
+        "max",
+        "gen",
+        "gov",
+        "rep",
+        "sen",
+        "rev",
+    ]
 )
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 
@@ -37,7 +88,7 @@ def _is_full_stop_boundary(text: str, dot: int, end: int) -> bool:
     match = _WORD_BEFORE.search(text, max(0, dot - 12), dot)
     if match is not None:
         word = match.group(1).lower()
-        if word in _ABBREVIATIONS or len(word) == 1 and word.isalpha():
+        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
             return False
     if after.isspace():
         following = text[end:].lstrip()[:1]

@@ -17,9 +17,10 @@ budget is its own summary.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from analyzers.segmentation import segment_with_offsets
 from analyzers.sentences import sentence_spans
@@ -33,10 +34,15 @@ _CUT_AT = "，,；;：:、 "
 _HEAD = 1.0  # weight of the position prior
 _CENTRALITY = 1.0
 _MAX_UNITS = 3
+# Long texts: only the leading units compete (the position prior makes later ones lose
+# anyway) and centrality counts over the leading characters; this bounds the cost.
+_SCORED_UNITS = 40
+_CENTRALITY_CHARS = 3000
 
 
-def _bigrams(text: str) -> list[str]:
-    return [text[i : i + 2] for i in range(len(text) - 1)]
+def _bigrams(text: str) -> Iterator[str]:
+    # map(add, s, s[1:]) runs in C: ~10x faster than slicing in a comprehension.
+    return map(operator.add, text, text[1:])
 
 
 def _units(text: str, language: str) -> list[str]:
@@ -82,7 +88,7 @@ class Summarizer:
         target = self.target_chars(text)
         if len(text) <= target:
             return text
-        units = _units(text, language)
+        units = _units(text, language)[:_SCORED_UNITS]
         if not units:
             return _clean_cut(text, self.max_chars, language)
         scores = self._scores(text, units)
@@ -102,12 +108,18 @@ class Summarizer:
 
     @staticmethod
     def _scores(text: str, units: Sequence[str]) -> list[float]:
-        counts = Counter(_bigrams(_SPACE.sub("", text)))
+        counts = Counter(_bigrams(_SPACE.sub("", text[:_CENTRALITY_CHARS])))
+        lookup = counts.__getitem__
         scores = []
         for index, unit in enumerate(units):
-            grams = _bigrams(_SPACE.sub("", unit))
+            compact = _SPACE.sub("", unit)
+            n_grams = len(compact) - 1
             # Bigrams repeated elsewhere in the text: the unit talks about the main topic.
-            recurring = sum(counts[g] - 1 for g in grams) / (len(grams) + 1) if grams else 0.0
+            recurring = (
+                (sum(map(lookup, _bigrams(compact))) - n_grams) / (n_grams + 1)
+                if n_grams > 0
+                else 0.0
+            )
             scores.append(_CENTRALITY * math.log1p(recurring) + _HEAD / (1 + index))
         return scores
 

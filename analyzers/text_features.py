@@ -51,12 +51,12 @@ class SparseRows:
 def char_ngram_ids(
     texts: Sequence[str], *, max_order: int, bits: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(row, bucket) of every character n-gram occurrence, orders 1..max_order (≤ 3).
+    """(row, bucket) of every character n-gram occurrence, orders 1..max_order (≤ 5).
 
     Texts must already be normalised. An n-gram never spans two texts.
     """
-    if not 1 <= max_order <= 3:
-        raise ValueError("max_order must be 1, 2 or 3")
+    if not 1 <= max_order <= 5:
+        raise ValueError("max_order must be between 1 and 5")
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     if lengths.sum() == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -77,7 +77,12 @@ def char_ngram_ids(
         span = n - order + 1
         if span <= 0:
             break
-        key = (key[:span] << np.uint64(_BITS_PER_CHAR)) | cps[order - 1 : order - 1 + span]
+        nxt = cps[order - 1 : order - 1 + span]
+        if order <= 3:
+            key = (key[:span] << np.uint64(_BITS_PER_CHAR)) | nxt
+        else:
+            # Past 3 chars the packed key would overflow 64 bits: chain the hash instead.
+            key = _splitmix64(key[:span] + np.uint64(order)) ^ nxt
         bad = bad[:span] | is_sep[order - 1 : order - 1 + span]
         good = ~bad
         all_rows.append(row_of[:span][good])

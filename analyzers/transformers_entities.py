@@ -183,42 +183,51 @@ class TransformersEntityRecognizer:
         samples: list[int] = encoded["overflow_to_sample_mapping"]
         offsets: list[list[tuple[int, int]]] = encoded["offset_mapping"]
 
-        best: list[dict[tuple[int, int], tuple[int, TaggedToken]]] = [{} for _ in texts]
+        windows_of: list[list[list[TaggedToken]]] = [[] for _ in texts]
         for window_index, sample in enumerate(samples):
-            merge_window(
-                best[sample],
-                offsets[window_index],
-                encoded.word_ids(window_index),
-                labels[window_index],
+            windows_of[sample].append(
+                window_tokens(
+                    offsets[window_index], encoded.word_ids(window_index), labels[window_index]
+                )
             )
         return [
-            decode_entities(text, sorted((t for _, t in kept.values()), key=_position), self.roles)
-            for text, kept in zip(texts, best, strict=True)
+            decode_entities(
+                text, tokens[0] if len(tokens) == 1 else merge_windows(tokens), self.roles
+            )
+            for text, tokens in zip(texts, windows_of, strict=True)
         ]
+
+
+def window_tokens(
+    offsets: Sequence[tuple[int, int]],
+    word_ids: Sequence[int | None],
+    labels: npt.NDArray[np.int64],
+) -> list[TaggedToken]:
+    """The window's text tokens (special tokens dropped), in order."""
+    return [
+        TaggedToken(start, end, word, label)
+        for (start, end), word, label in zip(offsets, word_ids, labels.tolist(), strict=True)
+        if word is not None and end > start
+    ]
+
+
+def merge_windows(windows: Sequence[Sequence[TaggedToken]]) -> list[TaggedToken]:
+    """One token sequence from overlapping windows, each token predicted by the window in
+    which it lies farthest from an edge (where the model saw the most context)."""
+    kept: dict[tuple[int, int], tuple[int, TaggedToken]] = {}
+    for window in windows:
+        size = len(window)
+        for position, token in enumerate(window):
+            centrality = min(position, size - 1 - position)
+            key = (token.start, token.end)
+            current = kept.get(key)
+            if current is None or centrality > current[0]:
+                kept[key] = (centrality, token)
+    return sorted((token for _, token in kept.values()), key=_position)
 
 
 def _position(token: TaggedToken) -> tuple[int, int]:
     return token.start, token.end
-
-
-def merge_window(
-    kept: dict[tuple[int, int], tuple[int, TaggedToken]],
-    offsets: Sequence[tuple[int, int]],
-    word_ids: Sequence[int | None],
-    labels: npt.NDArray[np.int64],
-) -> None:
-    """Keep, per token, the prediction of the window where it is most central."""
-    size = len(offsets)
-    for position, ((start, end), word, label) in enumerate(
-        zip(offsets, word_ids, labels.tolist(), strict=True)
-    ):
-        if word is None or end <= start:
-            continue
-        centrality = min(position, size - 1 - position)
-        key = (start, end)
-        current = kept.get(key)
-        if current is None or centrality > current[0]:
-            kept[key] = (centrality, TaggedToken(start, end, word, int(label)))
 
 
 def label_roles(id2label: Mapping[int, str]) -> list[TagRole]:

@@ -2,9 +2,15 @@
 
 Everything that touches torch lives here: resolving the device, loading a model and its
 fast tokenizer from a local directory or the local hub cache, and running encoded
-sequences through the model in micro-batches. Sequences are sorted by length before
-batching so a batch pads to nearly its own length (short and long texts are not mixed),
-and results come back in the caller's order.
+sequences through the model in micro-batches. Sequences are sorted by length, longest
+first, and a micro-batch is closed early when padding would make up more than half of
+it: real traffic is mostly short texts with a few long ones, and one 256-token text in a
+batch of 20-token texts would otherwise multiply that batch's work by ten. Results come
+back in the caller's order.
+
+bf16 casts the weights to bfloat16 once at load time rather than running under autocast:
+autocast re-casts every weight matrix on every forward pass, which on a CPU made batch-1
+BERT-base slower than plain fp32 (bench/model_stage.py measures both precisions).
 
 Import this module (and the analyzers built on it) only when the transformers backend is
 configured: importing torch costs seconds and hundreds of MB.
@@ -12,7 +18,6 @@ configured: importing torch costs seconds and hundreds of MB.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -64,7 +69,7 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast runs natively here (emulated bf16 is slower than fp32)."""
+    """Whether bf16 matmuls run natively here (emulated bf16 is slower than fp32)."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
@@ -185,11 +190,10 @@ def load_model(
         )
     model.eval()
     model.requires_grad_(False)
-    model.to(device)
-
     use_bf16 = config.bf16 and bf16_supported(device)
     if config.bf16 and not use_bf16:
         logger.warning("bf16 requested but not supported natively on %s: running fp32", device)
+    model.to(device=device, dtype=torch.bfloat16 if use_bf16 else torch.float32)
 
     max_length = config.max_length
     positions = getattr(model.config, "max_position_embeddings", None)
@@ -212,9 +216,29 @@ def load_model(
     )
 
 
-def _batches(order: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for begin in range(0, len(order), size):
-        yield order[begin : begin + size]
+# A micro-batch is cut before padding exceeds this share of its cells.
+MAX_PADDING_SHARE = 0.5
+
+
+def micro_batches(order: Sequence[int], lengths: Sequence[int], size: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` (longest first) of at most ``size`` sequences whose
+    padding to the run's first (longest) sequence stays under MAX_PADDING_SHARE."""
+    batch: list[int] = []
+    longest = real = 0
+    for index in order:
+        length = lengths[index]
+        if batch and (
+            len(batch) >= size
+            or (len(batch) + 1) * longest * (1.0 - MAX_PADDING_SHARE) > real + length
+        ):
+            yield batch
+            batch = []
+        if not batch:
+            longest, real = length, 0
+        batch.append(index)
+        real += length
+    if batch:
+        yield batch
 
 
 class BatchedForward:
@@ -227,11 +251,6 @@ class BatchedForward:
         pad_id = tokenizer.pad_token_id
         self._pad_id = int(pad_id) if pad_id is not None else 0
         self._wants_token_types = "token_type_ids" in tokenizer.model_input_names
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.loaded.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.loaded.device.type, dtype=torch.bfloat16)
 
     def _inputs(self, rows: list[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -258,13 +277,13 @@ class BatchedForward:
         if not sequences:
             return results
         # Longest first: similar lengths share a batch, so little compute goes to padding.
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
+        lengths = [len(s) for s in sequences]
+        order = sorted(range(len(sequences)), key=lengths.__getitem__, reverse=True)
         model = self.loaded.model
         with torch.inference_mode():
-            for batch in _batches(order, self.batch_size):
+            for batch in micro_batches(order, lengths, self.batch_size):
                 rows = [sequences[i] for i in batch]
-                with self._autocast():
-                    logits = model(**self._inputs(rows)).logits
+                logits = model(**self._inputs(rows)).logits
                 values = head(logits.float()).cpu().numpy()
                 for row_index, seq_index in enumerate(batch):
                     value = values[row_index]

@@ -1,4 +1,4 @@
-"""Constrained Viterbi decoding of BIOES tag sequences, batched and region-restricted.
+"""Constrained Viterbi decoding of BIO / BIOES tag sequences, batched and region-restricted.
 
 Most characters of real text are clearly outside any entity. A character whose ``O``
 emission beats every other tag by ``margin`` is fixed to ``O``; only the runs between
@@ -8,8 +8,6 @@ dozen steps), never over the characters of a long document.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +21,8 @@ NEG = np.float32(-1e9)
 def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
     """Additive masks (0 allowed, NEG forbidden): transitions, first tag, last tag."""
     n = len(tags)
+    # In BIO an entity may end after any of its tags; in BIOES only after E or S.
+    bioes = any(t.startswith(("E-", "S-")) for t in tags)
     trans = np.full((n, n), NEG, dtype=np.float32)
     first = np.full(n, NEG, dtype=np.float32)
     last = np.full(n, NEG, dtype=np.float32)
@@ -30,11 +30,11 @@ def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
         prefix, _, kind = tag.partition("-")
         if prefix in ("O", "B", "S"):
             first[j] = 0.0
-        if prefix in ("O", "E", "S"):
+        if prefix in ("O", "E", "S") or not bioes:
             last[j] = 0.0
         for i, prev in enumerate(tags):
             p_prefix, _, p_kind = prev.partition("-")
-            closes = p_prefix in ("O", "E", "S")
+            closes = p_prefix in ("O", "E", "S") or not bioes
             if prefix in ("O", "B", "S"):
                 ok = closes
             else:  # I or E continue an open entity of the same kind
@@ -44,24 +44,20 @@ def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
     return trans, first, last
 
 
-@dataclass(frozen=True, slots=True)
 class RegionViterbi:
-    tags: list[str]
-    transitions: F32  # learned scores, (n_tags, n_tags), previous tag first
-    margin: float = 6.0
-
-    def __post_init__(self) -> None:
-        allowed, first, last = tag_constraints(self.tags)
-        object.__setattr__(self, "_trans", (self.transitions + allowed).astype(np.float32))
-        object.__setattr__(self, "_first", first)
-        object.__setattr__(self, "_last", last)
-        object.__setattr__(self, "_o", self.tags.index("O"))
+    def __init__(self, tags: list[str], transitions: F32, margin: float = 6.0) -> None:
+        self.tags = tags
+        self.transitions = transitions
+        self.margin = margin
+        allowed, self._first, self._last = tag_constraints(tags)
+        self._trans = (transitions + allowed).astype(np.float32)
+        self._o = tags.index("O")
 
     def decode(self, emissions: F32, boundary: npt.NDArray[np.bool_]) -> I64:
         """Best tag index per position. ``boundary`` marks sentinels between texts."""
         n = emissions.shape[0]
-        o: int = self._o  # type: ignore[attr-defined]
-        trans: F32 = self._trans  # type: ignore[attr-defined]
+        o = self._o
+        trans = self._trans
         out = np.full(n, o, dtype=np.int64)
         if n == 0:
             return out
@@ -76,8 +72,8 @@ class RegionViterbi:
         # Entry/exit scores: from/to the fixed O neighbour, or nothing at a text edge.
         prev_boundary = boundary[np.maximum(starts - 1, 0)] | (starts == 0)
         next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n)
-        enter = np.where(prev_boundary[:, None], self._first, trans[o][None, :])  # type: ignore[attr-defined]
-        leave = np.where(next_boundary[:, None], self._last, trans[:, o][None, :])  # type: ignore[attr-defined]
+        enter = np.where(prev_boundary[:, None], self._first, trans[o][None, :])
+        leave = np.where(next_boundary[:, None], self._last, trans[:, o][None, :])
         padded = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
         for size in np.unique(padded):
             group = np.flatnonzero(padded == size)
@@ -96,7 +92,7 @@ class RegionViterbi:
         enter: F32,
         leave: F32,
     ) -> None:
-        trans: F32 = self._trans  # type: ignore[attr-defined]
+        trans = self._trans
         n_tags = trans.shape[0]
         n_regions = starts.shape[0]
         steps = np.arange(size)
@@ -109,7 +105,7 @@ class RegionViterbi:
         for t in range(1, size):
             cand = score[:, :, None] + trans[None, :, :]
             best = cand.argmax(axis=1)
-            new = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :] + em[:, t, :]
+            new = cand.max(axis=1) + em[:, t, :]
             live = (t < lengths)[:, None]
             score = np.where(live, new, score)
             back[:, t, :] = np.where(live, best, identity)

@@ -48,10 +48,7 @@ TARGETS = {"corpus": 2000.0, "long": 150.0}
 
 def load_texts(data_dir: Path, limit: int | None) -> tuple[list[str], str]:
     corpus = data_dir / "corpus" / "zh_mixed.jsonl"
-    if corpus.is_file():
-        paths = [corpus]
-    else:
-        paths = sorted((REPO / "examples").glob("*.jsonl"))
+    paths = [corpus] if corpus.is_file() else sorted((REPO / "examples").glob("*.jsonl"))
     texts: list[str] = []
     for path in paths:
         try:
@@ -75,9 +72,7 @@ def time_batches(
     return time.perf_counter() - started
 
 
-def measure(
-    texts: list[str], batch_size: int, pipeline: Any
-) -> list[dict[str, Any]]:
+def measure(texts: list[str], batch_size: int, pipeline: Any) -> list[dict[str, Any]]:
     if not texts:
         return []
     chars = sum(len(t) for t in texts)
@@ -154,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="documents from the corpus")
     parser.add_argument("--quick", action="store_true", help="5,000 documents, 300 long ones")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "analyzers.json")
+    parser.add_argument(
+        "--output", type=Path, default=REPO / "bench" / "results" / "analyzers.json"
+    )
     args = parser.parse_args(argv)
 
     limit = args.limit or (5000 if args.quick else None)
@@ -185,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         overall = [r for r in results[label] if r["stage"] == "all (pipeline)"]
         if overall:
             verdict = "meets" if overall[0]["docs_per_s"] >= target else "misses"
-            print(f"{label}: pipeline {overall[0]['docs_per_s']:,.0f} docs/s {verdict} {target:,.0f}")
+            print(
+                f"{label}: pipeline {overall[0]['docs_per_s']:,.0f} docs/s {verdict} {target:,.0f}"
+            )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "source": source,

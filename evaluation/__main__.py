@@ -49,7 +49,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| task | dataset | metric | value | n | note |", "|---|---|---|---|---|---|"]
     for row in rows:
         value = row.get("value")
-        shown = "skipped" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        shown = (
+            "skipped"
+            if value is None
+            else f"{value:.4f}"
+            if isinstance(value, float)
+            else str(value)
+        )
         lines.append(
             f"| {row.get('task', '')} | {row.get('dataset', '')} | {row.get('metric', '')} | "
             f"{shown} | {row.get('n', '')} | {row.get('note', '')} |"

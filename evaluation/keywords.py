@@ -41,8 +41,14 @@ def evaluate(data_dir: Path) -> list[dict[str, Any]]:
     path = data_dir / DATASET
     if not path.is_file():
         return [
-            {"task": "keywords", "dataset": DATASET, "metric": "F1@5", "value": None, "n": 0,
-             "note": "skipped: file absent"}
+            {
+                "task": "keywords",
+                "dataset": DATASET,
+                "metric": "F1@5",
+                "value": None,
+                "n": 0,
+                "note": "skipped: file absent",
+            }
         ]
     _, held = split_rows(list(read_jsonl(path)))
     rows = []

@@ -26,8 +26,14 @@ def evaluate(data_dir: Path) -> list[dict[str, Any]]:
         path = data_dir / dataset
         if not path.is_file():
             results.append(
-                {"task": "language", "dataset": dataset, "metric": "accuracy", "value": None,
-                 "n": 0, "note": "skipped: file absent"}
+                {
+                    "task": "language",
+                    "dataset": dataset,
+                    "metric": "accuracy",
+                    "value": None,
+                    "n": 0,
+                    "note": "skipped: file absent",
+                }
             )
             continue
         texts = [str(r["text"]) for r in read_jsonl(path)]

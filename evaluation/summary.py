@@ -32,8 +32,14 @@ def evaluate(data_dir: Path) -> list[dict[str, Any]]:
         path = data_dir / dataset
         if not path.is_file():
             results.append(
-                {"task": "summary", "dataset": dataset, "metric": "ROUGE-L", "value": None,
-                 "n": 0, "note": "skipped: file absent"}
+                {
+                    "task": "summary",
+                    "dataset": dataset,
+                    "metric": "ROUGE-L",
+                    "value": None,
+                    "n": 0,
+                    "note": "skipped: file absent",
+                }
             )
             continue
         _, held = split_rows(list(read_jsonl(path)))

@@ -69,9 +69,9 @@ def training_matrix(rows: list[dict[str, Any]]) -> tuple[list[list[float]], list
         found = kw.zh_candidates(row["text"], res)
         first, last = kw._first_and_last_sentence(row["text"])
         gold = set(row["keywords"])
-        for cand in found.candidates.values():
-            features.append(kw.feature_vector(cand, found, first, last, res))
-            labels.append(int(cand.text in gold))
+        for phrase, cand in found.candidates.items():
+            features.append(kw.feature_vector(phrase, cand, found, first, last, res))
+            labels.append(int(phrase in gold))
     return features, labels
 
 

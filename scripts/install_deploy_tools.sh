@@ -12,6 +12,8 @@
 #   CONTENTSTREAM_TOOLS_VENV   tools virtualenv   (default /root/.cache/contentstream/tools-venv)
 #   CONTENTSTREAM_TOOLS_BIN    where helm goes    (default /root/.cache/contentstream/bin)
 #   CONTENTSTREAM_HELM_VERSION helm module version (default v3.22.0)
+#   CONTENTSTREAM_HELM_K8S_VERSION  Kubernetes version helm assumes offline (default 1.37,
+#                              that of the k8s.io modules helm v3.22.0 is built with)
 #   PYTHON                     interpreter for the venv (default python3.11, else python3)
 set -euo pipefail
 
@@ -19,6 +21,7 @@ CACHE_ROOT="${HOME:-/root}/.cache/contentstream"
 TOOLS_VENV="${CONTENTSTREAM_TOOLS_VENV:-$CACHE_ROOT/tools-venv}"
 TOOLS_BIN="${CONTENTSTREAM_TOOLS_BIN:-$CACHE_ROOT/bin}"
 HELM_VERSION="${CONTENTSTREAM_HELM_VERSION:-v3.22.0}"
+HELM_K8S_VERSION="${CONTENTSTREAM_HELM_K8S_VERSION:-1.37}"
 
 # Pinned so that CI and every developer validate against the same schemas.
 PY_TOOLS=(
@@ -58,16 +61,25 @@ install_python_tools() {
 
 install_helm() {
     local helm="$TOOLS_BIN/helm" stamp="$TOOLS_BIN/.helm-version"
-    if [[ -x "$helm" && -f "$stamp" && "$(cat "$stamp")" == "$HELM_VERSION" ]]; then
+    local want="$HELM_VERSION k8s-$HELM_K8S_VERSION"
+    if [[ -x "$helm" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
     command -v go >/dev/null 2>&1 || die "go not found: needed to build helm $HELM_VERSION"
     log "building helm $HELM_VERSION with 'go install' (first time only, a few minutes)"
     mkdir -p "$TOOLS_BIN"
-    GOBIN="$TOOLS_BIN" GOFLAGS="${GOFLAGS:--trimpath}" CGO_ENABLED=0 \
-        go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+    # The same -X flags as helm's own Makefile: without them `helm version` says "v3.22"
+    # and `helm template` assumes Kubernetes 1.20, failing charts with a kubeVersion.
+    local major="${HELM_K8S_VERSION%%.*}" minor="${HELM_K8S_VERSION#*.}"
+    local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        ldflags+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+    done
+    GOBIN="$TOOLS_BIN" CGO_ENABLED=0 \
+        go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
     "$helm" version --short >&2 || die "helm built but does not run"
-    printf '%s\n' "$HELM_VERSION" >"$stamp"
+    printf '%s\n' "$want" >"$stamp"
 }
 
 install_python_tools

@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analyzers import segmentation  # noqa: E402
 from analyzers.entities import (  # noqa: E402
     DEFAULT_MODEL_DIR,
     WEIGHTS_FILE,
@@ -35,10 +36,13 @@ from analyzers.ner_features import (  # noqa: E402
     Gazetteer,
     HashedWeights,
     batch_codepoints,
+    batch_word_codes,
 )
 from evaluation.entities_splits import ENTITY_TYPES, Sentence, Split, sentences  # noqa: E402
 
-TAGS = ["O"] + [f"{p}-{k}" for k in ENTITY_TYPES for p in ("B", "I", "E", "S")]
+BIOES_TAGS = ["O"] + [f"{p}-{k}" for k in ENTITY_TYPES for p in ("B", "I", "E", "S")]
+BIO_TAGS = ["O"] + [f"{p}-{k}" for k in ENTITY_TYPES for p in ("B", "I")]
+TAGS = BIO_TAGS
 JIEBA_KIND = {"nr": 0, "nrfg": 0, "nrt": 0, "ns": 1, "nt": 2}
 WEIGHT_BITS = 20
 GAZ_BITS = 19
@@ -56,9 +60,14 @@ def jieba_gazetteer(min_freq: int) -> Gazetteer:
     return Gazetteer.build(entries, bits=GAZ_BITS)
 
 
-def bioes(sentence: Sentence) -> list[str]:
+def labels_of(sentence: Sentence) -> list[str]:
     labels = ["O"] * len(sentence.text)
     for start, end, kind in sentence.spans:
+        if TAGS is BIO_TAGS:
+            labels[start] = f"B-{kind}"
+            for i in range(start + 1, end):
+                labels[i] = f"I-{kind}"
+            continue
         if end - start == 1:
             labels[start] = f"S-{kind}"
             continue
@@ -71,7 +80,8 @@ def bioes(sentence: Sentence) -> list[str]:
 
 def featurise(extractor: FeatureExtractor, text: str) -> list[list[str]]:
     codes, _ = batch_codepoints([text])
-    keys = extractor.keys(codes)[PAD : PAD + len(text)]
+    words = batch_word_codes([segmentation.tag(text)]) if extractor.use_words else None
+    keys = extractor.keys(codes, words)[PAD : PAD + len(text)]
     return [[format(k, "x") for k in row] for row in keys.tolist()]
 
 
@@ -81,6 +91,7 @@ def train_crf(
     c1: float,
     c2: float,
     iterations: int,
+    keep_model: str | None = None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     import pycrfsuite
 
@@ -89,7 +100,7 @@ def train_crf(
         if not sentence.text:
             continue
         xseq = featurise(extractor, sentence.text)
-        yseq = bioes(sentence)
+        yseq = labels_of(sentence)
         for _ in range(copies):
             trainer.append(xseq, yseq)
     trainer.set_params(
@@ -101,7 +112,7 @@ def train_crf(
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
-        model = str(Path(tmp) / "crf.model")
+        model = keep_model or str(Path(tmp) / "crf.model")
         trainer.train(model)
         tagger = pycrfsuite.Tagger()
         tagger.open(model)
@@ -118,7 +129,7 @@ def train_crf(
 
 
 def model_arrays(
-    gazetteer: Gazetteer, features: dict[int, np.ndarray], transitions: np.ndarray
+    extractor: FeatureExtractor, features: dict[int, np.ndarray], transitions: np.ndarray
 ) -> dict[str, np.ndarray]:
     weights = HashedWeights.build(features, len(TAGS), WEIGHT_BITS)
     return {
@@ -127,8 +138,9 @@ def model_arrays(
         "slot_rows": weights.slot_rows,
         "slot_fingerprints": weights.slot_fingerprints,
         "rows": weights.rows.astype(np.float16),
-        "gaz_kinds": gazetteer.kinds,
-        "gaz_fingerprints": gazetteer.fingerprints,
+        "gaz_kinds": extractor.gazetteer.kinds,
+        "gaz_fingerprints": extractor.gazetteer.fingerprints,
+        "use_words": np.array(extractor.use_words),
     }
 
 
@@ -159,20 +171,29 @@ def main() -> None:
     parser.add_argument("--c2", type=float, default=0.01)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--gaz-min-freq", type=int, default=1)
+    parser.add_argument(
+        "--no-words", dest="words", action="store_false", help="drop rjieba word/POS features"
+    )
+    parser.add_argument("--keep-crf", help="also keep the crfsuite model file here")
+    parser.add_argument("--arrays-out", type=Path, help="also write the exported arrays here")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     gazetteer = jieba_gazetteer(args.gaz_min_freq)
-    extractor = FeatureExtractor(gazetteer)
+    extractor = FeatureExtractor(gazetteer, use_words=args.words)
     train_splits: set[Split] = {"train"} if args.tune else {"train", "tune"}
     data = [(s, args.pd_copies) for s in sentences("peoples_daily", train_splits)]
     for name in filter(None, args.extra.split(",")):
         data += [(s, 1) for s in sentences(name, {"train", "tune"})]
     print(f"training sentences: {len(data)}", flush=True)
-    features, transitions = train_crf(extractor, data, args.c1, args.c2, args.iterations)
+    features, transitions = train_crf(
+        extractor, data, args.c1, args.c2, args.iterations, args.keep_crf
+    )
     nonzero = sum(1 for v in features.values() if np.any(v))
     print(f"features: {len(features)} ({nonzero} non-zero), {time.perf_counter() - t0:.0f}s")
-    arrays = model_arrays(gazetteer, features, transitions)
+    arrays = model_arrays(extractor, features, transitions)
+    if args.arrays_out:
+        np.savez(args.arrays_out, **arrays)  # type: ignore[arg-type]
     tagger = ChineseEntityTagger.from_arrays(arrays, margin=6.0)
 
     reports = [("peoples_daily", "tune" if args.tune else "test")]

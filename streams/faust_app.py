@@ -103,4 +103,3 @@ def to_record(event: EventT[Any]) -> InputRecord:
         timestamp=message.timestamp,
         headers=header_list,
     )
-

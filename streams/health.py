@@ -50,6 +50,16 @@ class LoopLagProbe:
 
 
 class WorkerHealth:
+    """/healthz (liveness) and /readyz (readiness) answers.
+
+    Liveness: the process runs and its event loop is responsive; a failing liveness
+    probe gets the container restarted, so it checks nothing outside the process.
+    Readiness: Kafka reachable, partitions assigned, analyzers loaded, and no assigned
+    partition stuck (lag with no commit progress, see streams/lag_monitor.py).
+    ``broker_connected`` and ``stuck_partitions`` may be replaced once the lag monitor
+    runs (the worker starts it after construction).
+    """
+
     def __init__(
         self,
         *,
@@ -57,12 +67,14 @@ class WorkerHealth:
         analyzers_ready: Callable[[], bool],
         assigned_partitions: Callable[[], int],
         stuck_partitions: Callable[[], list[str]],
+        broker_connected: Callable[[], bool] | None = None,
         max_loop_silence_s: float = 5.0,
     ) -> None:
         self._probe = probe
         self._analyzers_ready = analyzers_ready
         self._assigned = assigned_partitions
         self._stuck = stuck_partitions
+        self.broker_connected = broker_connected
         self._max_silence = max_loop_silence_s
 
     def liveness(self) -> dict[str, Any]:
@@ -75,6 +87,9 @@ class WorkerHealth:
 
     def readiness(self) -> dict[str, Any]:
         reasons = []
+        broker = self.broker_connected() if self.broker_connected is not None else None
+        if broker is False:
+            reasons.append("Kafka not reachable")
         if not self._analyzers_ready():
             reasons.append("analyzers not loaded")
         assigned = self._assigned()
@@ -83,4 +98,10 @@ class WorkerHealth:
         stuck = self._stuck()
         if stuck:
             reasons.append(f"stuck partitions: {', '.join(stuck)}")
-        return {"ok": not reasons, "reasons": reasons, "assigned_partitions": assigned}
+        return {
+            "ok": not reasons,
+            "reasons": reasons,
+            "assigned_partitions": assigned,
+            "stuck_partitions": stuck,
+            "broker_connected": broker,
+        }

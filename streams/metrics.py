@@ -159,6 +159,24 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.log_end_offset = Gauge(
+            "contentstream_consumer_log_end_offset",
+            "Log-end offset (high watermark) of an assigned input partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.partition_stuck = Gauge(
+            "contentstream_partition_stuck",
+            "1 while an assigned partition has lag but its committed offset has not moved "
+            "for longer than the stuck threshold (the worker is then not ready).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.lag_monitor_errors = Counter(
+            "contentstream_lag_monitor_errors_total",
+            "Lag-monitor polls that could not read offsets from Kafka.",
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "contentstream_assigned_partitions",
             "Partitions assigned to this worker.",

@@ -264,6 +264,19 @@ def _describe_one(exc: BaseException, settings: Settings | None) -> str | None:
             f"connection refused{_where(settings)}: nothing listens there; "
             "check KAFKA_BOOTSTRAP_SERVERS"
         )
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | asyncio.IncompleteReadError):
+        # A broker drops a connection whose first bytes are not what its listener expects:
+        # a TLS ClientHello on a plaintext listener, or a Kafka request on a TLS one.
+        if settings is not None and settings.kafka_security_protocol in _TLS_PROTOCOLS:
+            return (
+                f"Kafka closed the connection during the TLS handshake{_where(settings)}: "
+                "that listener does not speak TLS; check KAFKA_SECURITY_PROTOCOL and the "
+                "port in KAFKA_BOOTSTRAP_SERVERS"
+            )
+        return (
+            f"Kafka closed the connection{_where(settings)}: if that listener uses TLS or "
+            "SASL, set KAFKA_SECURITY_PROTOCOL (and the SASL/SSL settings) to match"
+        )
     return None
 
 
@@ -300,7 +313,7 @@ def describe_connection_error(exc: BaseException, settings: Settings | None = No
         return exc.message
     if isinstance(exc, kafka_errors.KafkaConnectionError | OSError | TimeoutError):
         return (
-            f"cannot connect to Kafka{_where(settings)}: {exc or type(exc).__name__}: "
+            f"cannot connect to Kafka{_where(settings)}: {str(exc) or type(exc).__name__}: "
             "check KAFKA_BOOTSTRAP_SERVERS and that KAFKA_SECURITY_PROTOCOL matches the "
             "listener"
         )

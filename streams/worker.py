@@ -14,7 +14,6 @@ from typing import Any
 
 import faust
 
-from analyzers.config import PipelineConfig, TransformersConfig
 from analyzers.factory import build_pipeline
 from schemas.errors import ConfigurationError
 from streams.analysis_batcher import AnalysisBatcher
@@ -25,6 +24,7 @@ from streams.dedup import DedupStore, LruDedupStore, RedisDedupStore
 from streams.faust_app import FaustSink, create_app, declare_topics, to_record
 from streams.health import LoopLagProbe, WorkerHealth
 from streams.metrics import WorkerMetrics
+from streams.pipeline_config import pipeline_config
 from streams.processor import EventProcessor, ProcessorConfig
 from streams.records import RecordSink
 from streams.runtime import WorkerRuntime
@@ -32,29 +32,6 @@ from streams.settings import Settings
 from streams.transactions import TransactionalFaustSink, guard_commits
 
 log = logging.getLogger(__name__)
-
-
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    def tcfg(model: str | None) -> TransformersConfig | None:
-        if model is None:
-            return None
-        return TransformersConfig(
-            model=model,
-            device=settings.model_device,
-            batch_size=settings.model_batch_size,
-            max_length=settings.model_max_length,
-            num_threads=settings.torch_threads,
-            bf16=settings.model_bf16,
-        )
-
-    return PipelineConfig(
-        sentiment_backend=settings.sentiment_backend,
-        entities_backend=settings.entities_backend,
-        sentiment_transformers=tcfg(settings.sentiment_model),
-        entities_transformers=tcfg(settings.entities_model),
-        keywords_top_k=settings.keywords_top_k,
-        summary_max_chars=settings.summary_max_chars,
-    )
 
 
 def resolve_pipeline_factory(settings: Settings) -> Callable[[], Any]:

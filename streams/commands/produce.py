@@ -66,8 +66,12 @@ async def produce_lines(
 
     settings = load_settings()
     producer = make_producer(settings)
-    async with fail_fast(settings):
-        await producer.start()
+    try:
+        async with fail_fast(settings):
+            await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
     try:
         futures = []
         interval = 1.0 / args.rate if args.rate > 0 else 0.0

@@ -52,8 +52,12 @@ async def tail(args: argparse.Namespace) -> int:
     consumer = make_consumer(
         settings, topic, auto_offset_reset="earliest" if args.from_beginning else "latest"
     )
-    async with fail_fast(settings):
-        await consumer.start()
+    try:
+        async with fail_fast(settings):
+            await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
     out = sys.stdout.buffer
     seen = 0
     last = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,11 @@ from analyzers.transformers_entities import (  # noqa: E402
     TransformersEntityRecognizer,
     parse_tag,
 )
-from analyzers.transformers_runtime import bf16_supported  # noqa: E402
+from analyzers.transformers_runtime import (  # noqa: E402
+    MAX_PADDING_SHARE,
+    bf16_supported,
+    micro_batches,
+)
 from analyzers.transformers_sentiment import (  # noqa: E402
     TransformersSentimentAnalyzer,
     sentiment_classes,
@@ -43,6 +48,9 @@ TEXTS = [
     "",
     "电影" * 40,
     "我们公司 Google 银行",
+]
+SIMILAR_LENGTH_TEXTS = [
+    f"这个酒店服务很差{i}" if i % 2 else f"今天天气很好，我们去上海{i}" for i in range(32)
 ]
 
 
@@ -105,17 +113,29 @@ def tagged(tagged_entities_dir: Path) -> TransformersEntityRecognizer:
     return TransformersEntityRecognizer(_config(tagged_entities_dir))
 
 
+@dataclass(frozen=True)
+class ForwardCall:
+    rows: int
+    width: int
+    real_tokens: int
+
+
 @pytest.fixture()
-def forward_calls() -> Iterator[Callable[[Any], list[int]]]:
-    """Counts the model's forward passes; yields a function that starts counting."""
+def forward_calls() -> Iterator[Callable[[Any], list[ForwardCall]]]:
+    """Records the model's forward passes; yields a function that starts recording."""
     handles: list[Any] = []
 
-    def count(model: Any) -> list[int]:
-        calls: list[int] = []
-        handles.append(model.register_forward_hook(lambda _m, args, _out: calls.append(len(args))))
+    def record(model: Any) -> list[ForwardCall]:
+        calls: list[ForwardCall] = []
+
+        def hook(_module: Any, _args: Any, kwargs: dict[str, Any], _output: Any) -> None:
+            rows, width = kwargs["input_ids"].shape
+            calls.append(ForwardCall(rows, width, int(kwargs["attention_mask"].sum())))
+
+        handles.append(model.register_forward_hook(hook, with_kwargs=True))
         return calls
 
-    yield count
+    yield record
     for handle in handles:
         handle.remove()
 
@@ -159,16 +179,47 @@ def test_sentiment_keeps_input_order_across_length_sorted_batches(
 
 
 def test_sentiment_runs_one_forward_pass_per_micro_batch(
-    sentiment_dir: Path, forward_calls: Callable[[Any], list[int]]
+    sentiment_dir: Path, forward_calls: Callable[[Any], list[ForwardCall]]
 ) -> None:
     analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, batch_size=32))
     calls = forward_calls(analyzer.loaded.model)
-    texts = [TEXTS[i % len(TEXTS)] + str(i) for i in range(32)]
+    texts = SIMILAR_LENGTH_TEXTS
     assert len(analyzer.analyze_batch(texts, _languages(texts))) == 32
-    assert len(calls) == 1
+    assert [c.rows for c in calls] == [32]
     calls.clear()
     assert len(analyzer.analyze_batch(texts * 2 + texts[:6], ["zh"] * 70)) == 70
-    assert len(calls) == 3  # ceil(70 / 32)
+    assert [c.rows for c in calls] == [32, 32, 6]
+
+
+def test_mixed_lengths_are_batched_with_bounded_padding(
+    sentiment_dir: Path, forward_calls: Callable[[Any], list[ForwardCall]]
+) -> None:
+    analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, batch_size=32))
+    calls = forward_calls(analyzer.loaded.model)
+    texts = [t + str(i) for i, t in enumerate(TEXTS * 4)]
+    analyzer.analyze_batch(texts, _languages(texts))
+    assert sum(c.rows for c in calls) == len(texts)
+    assert 1 < len(calls) <= 8  # split by length, still far fewer passes than texts
+    for call in calls:
+        assert call.rows <= 32
+        assert call.real_tokens >= call.rows * call.width * (1 - MAX_PADDING_SHARE)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "size", "expected"),
+    [
+        ([10] * 5, 2, [[0, 1], [2, 3], [4]]),
+        ([20] * 31 + [256], 32, [[31, 0], list(range(1, 31))]),
+        # Padding 199 of 400 cells is allowed; 250 of 500 is not.
+        ([5, 100, 50, 26, 25], 8, [[1, 2, 3, 4], [0]]),
+        ([100, 40, 9], 8, [[0, 1], [2]]),
+    ],
+)
+def test_micro_batches_split_by_count_and_padding(
+    lengths: list[int], size: int, expected: list[list[int]]
+) -> None:
+    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+    assert list(micro_batches(order, lengths, size)) == expected
 
 
 def test_sentiment_of_no_texts_is_empty(sentiment: TransformersSentimentAnalyzer) -> None:
@@ -272,13 +323,13 @@ def test_entities_keep_input_order_across_length_sorted_batches(
 
 
 def test_entities_run_one_forward_pass_for_32_texts(
-    entities_dir: Path, forward_calls: Callable[[Any], list[int]]
+    entities_dir: Path, forward_calls: Callable[[Any], list[ForwardCall]]
 ) -> None:
     analyzer = TransformersEntityRecognizer(_config(entities_dir, batch_size=32))
     calls = forward_calls(analyzer.loaded.model)
-    texts = [TEXTS[i % len(TEXTS)][:30] + str(i) for i in range(32)]
+    texts = SIMILAR_LENGTH_TEXTS
     assert len(analyzer.analyze_batch(texts, _languages(texts))) == 32
-    assert len(calls) == 1
+    assert [c.rows for c in calls] == [32]
 
 
 def test_hand_set_model_finds_known_chinese_entities(

@@ -58,7 +58,9 @@ def _run_script(*args: str, timeout: float, check: bool = True) -> subprocess.Co
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise ServicesError(f"scripts/services.sh {' '.join(args)} timed out after {timeout:.0f}s") from exc
+        raise ServicesError(
+            f"scripts/services.sh {' '.join(args)} timed out after {timeout:.0f}s"
+        ) from exc
     if check and proc.returncode != 0:
         raise ServicesError(
             f"scripts/services.sh {' '.join(args)} exited {proc.returncode}\n"
@@ -98,7 +100,8 @@ def ensure_services() -> ServiceEndpoints:
     proc = _run_script("start", timeout=START_TIMEOUT_S)
     found = _parse_endpoints(proc.stdout)
     return ServiceEndpoints(
-        kafka_bootstrap=env_kafka or found.get("KAFKA_BOOTSTRAP_SERVERS", _default_kafka_bootstrap()),
+        kafka_bootstrap=env_kafka
+        or found.get("KAFKA_BOOTSTRAP_SERVERS", _default_kafka_bootstrap()),
         redis_url=env_redis or found.get("REDIS_URL", _default_redis_url()),
         started_here=True,
     )

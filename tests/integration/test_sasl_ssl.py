@@ -13,18 +13,21 @@ The ``secured_kafka`` fixture yields the secured bootstrap address and the
 environment variables a ``contentstream`` command needs to use it (``env``), so CLI /
 worker tests can run against it: ``subprocess.run([...], env={**os.environ, **secured_kafka.env})``.
 
-Ports (override when busy): CONTENTSTREAM_SASL_TEST_KAFKA_PORT (29092, PLAINTEXT),
-CONTENTSTREAM_SASL_TEST_CONTROLLER_PORT (29093), CONTENTSTREAM_SASL_TEST_SASL_SSL_PORT
-(29094), CONTENTSTREAM_SASL_TEST_REDIS_PORT (26379; services.sh starts a Redis too).
+Ports are free ones picked at start (other brokers may run on this machine), or fixed by
+CONTENTSTREAM_SASL_TEST_KAFKA_PORT (PLAINTEXT), CONTENTSTREAM_SASL_TEST_CONTROLLER_PORT,
+CONTENTSTREAM_SASL_TEST_SASL_SSL_PORT and CONTENTSTREAM_SASL_TEST_REDIS_PORT
+(services.sh starts a Redis too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,7 +38,7 @@ import pytest
 from tls_material import TlsMaterial, make_tls_material
 
 from schemas.errors import ConfigurationError, ContentStreamError
-from streams.security import aiokafka_client_kwargs, check_kafka_connection
+from streams.security import aiokafka_client_kwargs, check_kafka_connection, faust_broker_kwargs
 from streams.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -47,10 +50,32 @@ SERVICES_SCRIPT = REPO_ROOT / "scripts" / "services.sh"
 STATE_DIR = REPO_ROOT / ".services" / "sasl-ssl-test"
 SHARED_KAFKA_LIBS = REPO_ROOT / ".services" / "kafka" / "libs"
 
-PLAINTEXT_PORT = int(os.environ.get("CONTENTSTREAM_SASL_TEST_KAFKA_PORT", "29092"))
-CONTROLLER_PORT = int(os.environ.get("CONTENTSTREAM_SASL_TEST_CONTROLLER_PORT", "29093"))
-SASL_SSL_PORT = int(os.environ.get("CONTENTSTREAM_SASL_TEST_SASL_SSL_PORT", "29094"))
-REDIS_PORT = int(os.environ.get("CONTENTSTREAM_SASL_TEST_REDIS_PORT", "26379"))
+
+def _choose_ports(*env_names: str) -> list[int]:
+    """Ports from the environment, or free ones the OS picks (held together, so distinct)."""
+    sockets = []
+    try:
+        ports = []
+        for name in env_names:
+            if os.environ.get(name):
+                ports.append(int(os.environ[name]))
+                continue
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+            ports.append(sock.getsockname()[1])
+        return ports
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+PLAINTEXT_PORT, CONTROLLER_PORT, SASL_SSL_PORT, REDIS_PORT = _choose_ports(
+    "CONTENTSTREAM_SASL_TEST_KAFKA_PORT",
+    "CONTENTSTREAM_SASL_TEST_CONTROLLER_PORT",
+    "CONTENTSTREAM_SASL_TEST_SASL_SSL_PORT",
+    "CONTENTSTREAM_SASL_TEST_REDIS_PORT",
+)
 
 USERNAME = "alice"
 PASSWORD = "alice-secret"
@@ -250,8 +275,7 @@ def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredK
         _stop_broker()
 
 
-async def _round_trip(settings: Settings, topic: str, values: list[bytes]) -> list[bytes]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+async def _create_topic(settings: Settings, topic: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(settings))
@@ -261,6 +285,10 @@ async def _round_trip(settings: Settings, topic: str, values: list[bytes]) -> li
     finally:
         await admin.close()
 
+
+async def _produce_with_aiokafka(settings: Settings, topic: str, values: list[bytes]) -> None:
+    from aiokafka import AIOKafkaProducer
+
     producer = AIOKafkaProducer(**aiokafka_client_kwargs(settings), acks="all")
     await producer.start()
     try:
@@ -268,6 +296,24 @@ async def _round_trip(settings: Settings, topic: str, values: list[bytes]) -> li
             await producer.send_and_wait(topic, value, key=value)
     finally:
         await producer.stop()
+
+
+async def _produce_with_faust(settings: Settings, topic: str, values: list[bytes]) -> None:
+    """Faust's own producer, configured only by faust_broker_kwargs (as the worker is)."""
+    import faust
+
+    app = faust.App(f"sasl-ssl-test-{uuid.uuid4().hex[:8]}", **faust_broker_kwargs(settings))
+    producer = app.producer
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, value, None, None, None)
+    finally:
+        await producer.stop()
+
+
+async def _consume(settings: Settings, topic: str, count: int) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         topic,
@@ -280,13 +326,19 @@ async def _round_trip(settings: Settings, topic: str, values: list[bytes]) -> li
     received: list[bytes] = []
     try:
         async with asyncio.timeout(60):
-            while len(received) < len(values):
+            while len(received) < count:
                 batch = await consumer.getmany(timeout_ms=1000)
                 for records in batch.values():
                     received.extend(r.value for r in records if r.value is not None)
     finally:
         await consumer.stop()
     return received
+
+
+async def _round_trip(settings: Settings, topic: str, values: list[bytes]) -> list[bytes]:
+    await _create_topic(settings, topic)
+    await _produce_with_aiokafka(settings, topic, values)
+    return await _consume(settings, topic, len(values))
 
 
 def test_produce_and_consume_over_sasl_ssl(secured_kafka: SecuredKafka) -> None:
@@ -300,6 +352,19 @@ def test_produce_and_consume_over_sasl_ssl(secured_kafka: SecuredKafka) -> None:
     topic = f"sasl-ssl-{uuid.uuid4().hex[:8]}"
     received = asyncio.run(_round_trip(settings, topic, values))
     assert sorted(received) == sorted(values)
+
+
+def test_faust_producer_over_sasl_ssl(secured_kafka: SecuredKafka) -> None:
+    settings = secured_kafka.settings()
+    topic = f"sasl-ssl-faust-{uuid.uuid4().hex[:8]}"
+    values = [f"from faust {i}".encode() for i in range(5)]
+
+    async def scenario() -> list[bytes]:
+        await _create_topic(settings, topic)
+        await _produce_with_faust(settings, topic, values)
+        return await _consume(settings, topic, len(values))
+
+    assert sorted(asyncio.run(scenario())) == sorted(values)
 
 
 def _time_failure(settings: Settings) -> tuple[str, float]:
@@ -324,6 +389,7 @@ async def _producer_start_fails(settings: Settings) -> None:
 def test_wrong_password_fails_fast_with_clear_message(secured_kafka: SecuredKafka) -> None:
     settings = secured_kafka.settings(KAFKA_SASL_PASSWORD="not-the-password")
     message, elapsed = _time_failure(settings)
+    print(f"wrong password after {elapsed:.2f}s: {message}")
     assert elapsed < FAIL_FAST_S
     assert message == (
         "Kafka authentication failed for user 'alice' (SCRAM-SHA-512): "
@@ -352,6 +418,7 @@ def test_unknown_ca_fails_fast_with_clear_message(
         KAFKA_SSL_CHECK_HOSTNAME=check_hostname,
     )
     message, elapsed = _time_failure(settings)
+    print(f"unknown CA after {elapsed:.2f}s: {message}")
     assert elapsed < FAIL_FAST_S
     assert message.startswith("TLS certificate verification failed (127.0.0.1:")
     assert "check KAFKA_SSL_CAFILE" in message
@@ -368,5 +435,139 @@ def test_tls_client_on_plaintext_listener_names_the_protocol(
     started = time.monotonic()
     with pytest.raises(ContentStreamError) as info:
         asyncio.run(check_kafka_connection(settings, timeout_s=10))
+    print(f"TLS to a plaintext listener: {info.value.message}")
+    assert time.monotonic() - started < FAIL_FAST_S
+    assert info.value.message.startswith("Kafka closed the connection during the TLS handshake")
+    assert "KAFKA_SECURITY_PROTOCOL" in info.value.message
+
+
+def test_plaintext_client_on_tls_listener_names_the_protocol(secured_kafka: SecuredKafka) -> None:
+    settings = secured_kafka.settings(KAFKA_SECURITY_PROTOCOL="PLAINTEXT")
+    started = time.monotonic()
+    with pytest.raises(ContentStreamError) as info:
+        asyncio.run(check_kafka_connection(settings, timeout_s=10))
+    print(f"plaintext to a TLS listener: {info.value.message}")
     assert time.monotonic() - started < FAIL_FAST_S
     assert "KAFKA_SECURITY_PROTOCOL" in info.value.message
+
+
+# ---------------------------------------------------------------------------- the CLI
+
+EXAMPLES = REPO_ROOT / "examples" / "events.jsonl"
+
+
+def _cli(
+    secured: SecuredKafka, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``contentstream ARGS`` with the secured listener's settings (``env`` overrides)."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KAFKA_", "REDIS_", "CONTENTSTREAM_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        cwd=REPO_ROOT,
+        env={**clean, **secured.env, **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_cli_produce_and_tail_over_sasl_ssl(secured_kafka: SecuredKafka) -> None:
+    topic = f"sasl-ssl-cli-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_create_topic(secured_kafka.settings(), topic))
+    expected = [line for line in EXAMPLES.read_text().splitlines() if line.strip()]
+
+    produced = _cli(secured_kafka, "produce", str(EXAMPLES), "--topic", topic, "--quiet")
+    assert produced.returncode == 0, produced.stderr
+
+    tailed = _cli(
+        secured_kafka,
+        "tail",
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--limit",
+        str(len(expected)),
+        "--idle-timeout",
+        "30",
+    )
+    assert tailed.returncode == 0, tailed.stderr
+    records = [json.loads(line) for line in tailed.stdout.splitlines() if line.strip()]
+    assert len(records) == len(expected)
+    assert {r.get("id") for r in records} == {json.loads(line)["id"] for line in expected}
+
+
+def test_cli_wrong_password_exits_with_the_clear_line(secured_kafka: SecuredKafka) -> None:
+    started = time.monotonic()
+    proc = _cli(
+        secured_kafka, "produce", str(EXAMPLES), "--quiet", KAFKA_SASL_PASSWORD="wrong-password"
+    )
+    assert time.monotonic() - started < FAIL_FAST_S + 15  # + interpreter start-up
+    assert proc.returncode != 0
+    assert (
+        "Kafka authentication failed for user 'alice' (SCRAM-SHA-512): "
+        "check KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD"
+    ) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_worker_end_to_end_over_sasl_ssl(secured_kafka: SecuredKafka, tmp_path: Path) -> None:
+    """A real worker, producer and tail, all through the SCRAM + TLS listener."""
+    name = f"sasl-worker-{uuid.uuid4().hex[:8]}"
+    topics = {
+        "CONTENTSTREAM_APP_ID": name,
+        "CONTENTSTREAM_INPUT_TOPIC": f"{name}.raw",
+        "CONTENTSTREAM_OUTPUT_TOPIC": f"{name}.analyzed",
+        "CONTENTSTREAM_DEAD_LETTER_TOPIC": f"{name}.dlq",
+        "CONTENTSTREAM_TOPIC_PARTITIONS": "2",
+        "CONTENTSTREAM_POOL_PROCESSES": "1",
+        "CONTENTSTREAM_POOL_STANDBY_PROCESSES": "0",
+        "CONTENTSTREAM_WEB_PORT": "0",
+    }
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KAFKA_", "REDIS_", "CONTENTSTREAM_"))
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker"],
+        cwd=REPO_ROOT,
+        env={**clean, **secured_kafka.env, **topics},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        expected = {json.loads(line)["id"] for line in EXAMPLES.read_text().splitlines() if line}
+        produced = _cli(secured_kafka, "produce", str(EXAMPLES), "--quiet", **topics)
+        assert produced.returncode == 0, produced.stderr
+        tailed = _cli(
+            secured_kafka,
+            "tail",
+            "--from-beginning",
+            "--limit",
+            str(len(expected)),
+            "--idle-timeout",
+            "90",
+            timeout=240,
+            **topics,
+        )
+        worker_log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+        assert tailed.returncode == 0, tailed.stderr + worker_log
+        results = [json.loads(line) for line in tailed.stdout.splitlines() if line.strip()]
+        assert {r["id"] for r in results} == expected
+        assert all(r["language"] in {"zh", "en", "mixed"} for r in results)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+        log.close()

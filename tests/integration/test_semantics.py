@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from services import ServiceEndpoints
 from worker_harness import (
     REPO_ROOT,
     RedisServer,
@@ -22,8 +23,6 @@ from worker_harness import (
     metric_value,
     produce,
 )
-
-from services import ServiceEndpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -239,7 +238,7 @@ async def test_hung_analysis_delays_its_partition_by_at_most_the_timeout(
     setup = StreamSetup(services.kafka_bootstrap, None, partitions=1)
     await setup.create_topics()
     timeout_s = 3.0
-    w = start(
+    start(
         setup,
         tmp_path,
         workers,

@@ -9,7 +9,6 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-
 from services import ServiceEndpoints
 
 pytestmark = pytest.mark.integration
@@ -66,7 +65,9 @@ def test_kafka_produce_consume_roundtrip(services: ServiceEndpoints) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(name=topic, num_partitions=1, replication_factor=1)])
+            await admin.create_topics(
+                [NewTopic(name=topic, num_partitions=1, replication_factor=1)]
+            )
         finally:
             await admin.close()
 
@@ -116,8 +117,8 @@ def test_redis_ping(services: ServiceEndpoints) -> None:
     with socket.create_connection((host, port), timeout=10) as sock:
         if url.password:
             user = url.username or "default"
-            auth = f"*3\r\n$4\r\nAUTH\r\n${len(user)}\r\n{user}\r\n${len(url.password)}\r\n{url.password}\r\n"
-            sock.sendall(auth.encode())
+            parts = [b"AUTH", user.encode(), url.password.encode()]
+            sock.sendall(b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in parts))
             assert sock.recv(64).startswith(b"+OK")
         sock.sendall(b"*1\r\n$4\r\nPING\r\n")
         assert sock.recv(64) == b"+PONG\r\n"

@@ -9,9 +9,8 @@ from pathlib import Path
 import jsonschema
 import orjson
 import pytest
-from worker_harness import StreamSetup, WorkerProcess, consume, event, produce
-
 from services import ServiceEndpoints
+from worker_harness import StreamSetup, WorkerProcess, consume, event, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

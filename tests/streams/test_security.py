@@ -384,3 +384,18 @@ def test_check_kafka_connection_names_a_closed_port() -> None:
         asyncio.run(check_kafka_connection(s, timeout_s=5))
     assert "KAFKA_BOOTSTRAP_SERVERS" in info.value.message
     assert info.value.retriable is True
+
+
+def test_a_reset_connection_points_at_the_security_protocol() -> None:
+    tls = settings(KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_BOOTSTRAP_SERVERS="k:9092")
+    message = describe_connection_error(ConnectionResetError(), tls)
+    assert message.startswith("Kafka closed the connection during the TLS handshake (k:9092)")
+    assert "KAFKA_SECURITY_PROTOCOL" in message
+    plain = describe_connection_error(ConnectionResetError(), settings())
+    assert plain.startswith("Kafka closed the connection (127.0.0.1:9092)")
+    assert "KAFKA_SECURITY_PROTOCOL" in plain
+
+
+def test_an_exception_without_text_is_named_by_its_type() -> None:
+    message = describe_connection_error(kafka_errors.KafkaConnectionError())
+    assert "KafkaConnectionError" in message

@@ -1,0 +1,241 @@
+"""The analysis-only limit, and the full worker end to end through Kafka.
+
+Analysis only: the worker's own ``AnalysisPool`` with the worker's pipeline (built by
+``resolve_pipeline_factory(settings)``, as the worker does), the worker's pool size and
+batch size, fed straight from memory with every process kept busy: what the analyzers
+can do on this machine with no Kafka, no decoding, no dedup and no publishing.
+
+End to end: a real worker with the default analyses. Saturation = a burst of events
+produced as fast as possible to a ready worker, rated over the results' Kafka
+timestamps. Latency = result timestamp - the event's ``produced_at``, with an
+open-loop paced producer at 100% and at 50% of the measured saturation rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from analyzers.pipeline import AnalysisRequest
+from bench.corpus import take
+from bench.memory import cpu_seconds, process_tree
+from bench.transport import (
+    BenchContext,
+    Deployment,
+    ResultCollector,
+    SuiteResult,
+    WorkerProcess,
+    bench_redis_url,
+    burst_through,
+    clear_dedup,
+    latency_summary,
+    produce_paced,
+    stop_workers,
+    worker_stats,
+)
+from streams.analysis_pool import AnalysisPool
+from streams.settings import Settings, load_settings
+
+
+def worker_settings() -> Settings:
+    """The settings a worker started from this environment would use."""
+    return load_settings()
+
+
+class AnalysisOnlySuite:
+    name = "analysis"
+
+    def __init__(self, ctx: BenchContext) -> None:
+        from streams.worker import resolve_pipeline_factory
+
+        self.ctx = ctx
+        self.settings = worker_settings()
+        self.pool = AnalysisPool(
+            resolve_pipeline_factory(self.settings),
+            processes=self.settings.effective_pool_processes,
+        )
+        self._starting: asyncio.Task[None] | None = None
+
+    async def prepare(self) -> None:
+        self._starting = asyncio.ensure_future(self.pool.start())
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        assert self._starting is not None
+        await asyncio.wait_for(self._starting, timeout_s)
+
+    async def _rate(self, texts: Sequence[str]) -> dict[str, Any]:
+        size = self.settings.analysis_batch_size
+        batches = [
+            [AnalysisRequest(text=t) for t in texts[i : i + size]]
+            for i in range(0, len(texts), size)
+        ]
+        timeout = self.settings.stage_timeout_s * 4
+        cpu_before = {pid: cpu_seconds(pid) or 0.0 for pid in self.pool.pids}
+        started = time.perf_counter()
+        # pool.run waits for an idle process, so this keeps every process busy.
+        await asyncio.gather(*(self.pool.run(b, timeout) for b in batches))
+        elapsed = time.perf_counter() - started
+        cpu = sum((cpu_seconds(pid) or 0.0) - cpu_before.get(pid, 0.0) for pid in self.pool.pids)
+        return {
+            "docs": len(texts),
+            "seconds": round(elapsed, 3),
+            "docs_per_s": round(len(texts) / elapsed, 1) if elapsed > 0 else math.nan,
+            "pool_cpu_us_per_doc": round(cpu * 1e6 / max(len(texts), 1), 1),
+        }
+
+    async def measure(self) -> SuiteResult:
+        result = SuiteResult(self.name)
+        try:
+            short = await self._rate(take(self.ctx.corpus.texts, 0, self.ctx.size(3000, 97_091)))
+            long = await self._rate(self.ctx.corpus.long_texts)
+        finally:
+            await self.close()
+        processes = self.pool.size
+        result.figures = {"docs_per_s": short["docs_per_s"], "long_docs_per_s": long["docs_per_s"]}
+        result.rows = [
+            (f"analysis only, {processes} processes (docs/s)", f"{short['docs_per_s']:,.0f}"),
+            ("analysis only, ≥1000-char docs (docs/s)", f"{long['docs_per_s']:,.1f}"),
+            ("analysis only, pool CPU µs/doc", f"{short['pool_cpu_us_per_doc']:,.0f}"),
+        ]
+        result.raw = {
+            "processes": processes,
+            "batch_size": self.settings.analysis_batch_size,
+            "analyzer_versions": self.pool.versions,
+            "short": short,
+            "long": long,
+        }
+        return result
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def paced_through(
+    deployment: Deployment, prefix: str, texts: Sequence[str], rate: float, timeout_s: float
+) -> dict[str, Any]:
+    collector = ResultCollector(deployment.ctx, deployment.output_topic)
+    await collector.start()
+    try:
+        await clear_dedup(bench_redis_url(deployment.ctx.redis_url))
+        produced, arrivals_done = await asyncio.gather(
+            produce_paced(deployment.ctx, deployment.raw_topic, prefix, texts, rate),
+            collector.collect(prefix, len(texts), timeout_s),
+        )
+    finally:
+        await collector.stop()
+    sent, achieved = produced
+    arrivals, complete = arrivals_done
+    latencies = [a.latency_s for a in arrivals if a.latency_s is not None]
+    return {
+        "target_rate": round(rate, 1),
+        "achieved_rate": round(achieved, 1),
+        "events": sent,
+        "results": len(arrivals),
+        "complete": complete,
+        "latency": latency_summary(latencies),
+    }
+
+
+class EndToEndSuite:
+    name = "e2e"
+
+    def __init__(self, ctx: BenchContext) -> None:
+        self.ctx = ctx
+        self.deployment = Deployment(ctx, "e2e")
+        self.workers = [WorkerProcess(self.deployment, "w1")]
+        self.ready_s: list[float] = []
+        self.memory: list[dict[str, Any]] = []
+
+    async def prepare(self) -> None:
+        await self.deployment.create_topics()
+        for w in self.workers:
+            w.start()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        self.ready_s = list(await asyncio.gather(*(w.wait_ready(timeout_s) for w in self.workers)))
+
+    async def measure(self) -> SuiteResult:
+        ctx = self.ctx
+        result = SuiteResult(self.name)
+        texts = ctx.corpus.texts
+        try:
+            offset = 0
+            count = ctx.size(3000, len(texts))
+            saturation = await burst_through(
+                self.deployment,
+                "sat",
+                take(texts, offset, count),
+                60.0 + count / 50.0,
+                self.workers,
+            )
+            offset += count
+            long = await burst_through(
+                self.deployment,
+                "long",
+                ctx.corpus.long_texts,
+                60.0 + len(ctx.corpus.long_texts),
+                self.workers,
+            )
+            rate = saturation["events_per_s"]
+            duration = ctx.size(4, 30)
+            paced: dict[str, Any] = {}
+            for label, share in (("100%", 1.0), ("50%", 0.5)):
+                if not rate or math.isnan(rate):
+                    break
+                n = max(10, int(rate * share * duration))
+                paced[label] = await paced_through(
+                    self.deployment,
+                    f"paced{int(share * 100)}",
+                    take(texts, offset, n),
+                    rate * share,
+                    120.0 + duration * 2,
+                )
+                offset += n
+            stats = worker_stats(self.workers[0].metrics())
+            self.memory = process_tree(self.workers[0].pid)
+        finally:
+            await self.close()
+        result.figures = {
+            "events_per_s": saturation["events_per_s"],
+            "long_events_per_s": long["events_per_s"],
+        }
+        result.rows = [
+            ("end to end, saturation (events/s)", f"{saturation['events_per_s']:,.0f}"),
+            ("end to end, ≥1000-char docs (events/s)", f"{long['events_per_s']:,.1f}"),
+            (
+                "end to end, CPU µs/event: worker process / pool processes",
+                f"{saturation.get('worker_cpu_us_per_event', math.nan):,.0f} / "
+                f"{saturation.get('pool_cpu_us_per_event', math.nan):,.0f}",
+            ),
+        ]
+        for label, run in paced.items():
+            lat = run["latency"]
+            result.figures[f"p99_ms_at_{label}"] = lat["p99_ms"]
+            result.rows.append(
+                (
+                    f"latency at {label} of saturation ({run['achieved_rate']:,.0f} ev/s) "
+                    "p50/p95/p99 ms",
+                    f"{lat['p50_ms']:,.0f} / {lat['p95_ms']:,.0f} / {lat['p99_ms']:,.0f}",
+                )
+            )
+        result.raw = {
+            "saturation": saturation,
+            "long": long,
+            "paced": paced,
+            "worker": stats,
+            "worker_ready_s": self.ready_s,
+            "memory": self.memory,
+            "settings": {
+                "pool_processes": worker_settings().effective_pool_processes,
+                "dedup": "reuse (Redis, benchmark db, cleared per phase)"
+                if ctx.redis_url
+                else "reuse (in-process LRU)",
+            },
+        }
+        return result
+
+    async def close(self) -> None:
+        await asyncio.to_thread(stop_workers, self.workers)

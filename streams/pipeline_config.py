@@ -1,0 +1,35 @@
+"""Settings -> the analyzers' PipelineConfig (shared by the worker and the batch CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from analyzers.config import PipelineConfig, TransformersConfig
+from schemas.events import ALL_ANALYSES, AnalysisName
+from streams.settings import Settings
+
+
+def pipeline_config(
+    settings: Settings, analyses: Iterable[AnalysisName] = ALL_ANALYSES
+) -> PipelineConfig:
+    def transformers(model: str | None) -> TransformersConfig | None:
+        if model is None:
+            return None
+        return TransformersConfig(
+            model=model,
+            device=settings.model_device,
+            batch_size=settings.model_batch_size,
+            max_length=settings.model_max_length,
+            num_threads=settings.torch_threads,
+            bf16=settings.model_bf16,
+        )
+
+    return PipelineConfig(
+        sentiment_backend=settings.sentiment_backend,
+        entities_backend=settings.entities_backend,
+        sentiment_transformers=transformers(settings.sentiment_model),
+        entities_transformers=transformers(settings.entities_model),
+        keywords_top_k=settings.keywords_top_k,
+        summary_max_chars=settings.summary_max_chars,
+        enabled=tuple(a.value for a in analyses),
+    )

@@ -1,0 +1,159 @@
+"""Behaviour of the entity recognizer: offsets, types, obvious names, batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analyzers.entities import EntityRecognizer, english_entities
+from analyzers.ner_features import FeatureExtractor, Gazetteer, HashedWeights, batch_codepoints
+from analyzers.viterbi import RegionViterbi, tag_constraints
+from schemas.results import Entity
+
+TYPES = {"PER", "LOC", "ORG"}
+MODEL_FILE = Path(__file__).resolve().parents[2] / "analyzers/models/entities/weights.npz"
+
+TEXTS = [
+    "习近平在北京会见了清华大学校长，国务院总理李克强出席。",
+    "  \n 😀😀 上海市政府和阿里巴巴集团在杭州签署协议，马云表示欢迎。🎉",
+    "",
+    "今天天气很好。",
+    "𠮷野家在广州开了新店，广东省商务厅的王小明参加了开业仪式。",
+    "Apple和微软公司的代表在深圳会面。",
+]
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> EntityRecognizer:
+    if not MODEL_FILE.exists():
+        pytest.skip("the trained weights (analyzers/models/entities/weights.npz) are absent")
+    return EntityRecognizer.load()
+
+
+def _check_offsets(text: str, entities: list[Entity]) -> None:
+    last_end = 0
+    for ent in entities:
+        assert text[ent.start : ent.end] == ent.text
+        assert ent.text
+        assert ent.type in TYPES
+        assert ent.start >= last_end  # sorted, non-overlapping
+        last_end = ent.end
+
+
+def test_offsets_slice_to_entity_text(recognizer: EntityRecognizer) -> None:
+    results = recognizer.analyze_batch(TEXTS, ["zh"] * len(TEXTS))
+    assert len(results) == len(TEXTS)
+    for text, entities in zip(TEXTS, results, strict=True):
+        _check_offsets(text, entities)
+
+
+def test_obvious_names_found(recognizer: EntityRecognizer) -> None:
+    (found,) = recognizer.analyze_batch([TEXTS[0]], ["zh"])
+    pairs = {(e.text, e.type) for e in found}
+    assert ("习近平", "PER") in pairs
+    assert ("北京", "LOC") in pairs
+    assert ("清华大学", "ORG") in pairs
+    assert ("国务院", "ORG") in pairs
+    assert ("李克强", "PER") in pairs
+
+
+def test_names_after_emoji_and_whitespace(recognizer: EntityRecognizer) -> None:
+    text = TEXTS[1]
+    (found,) = recognizer.analyze_batch([text], ["zh"])
+    _check_offsets(text, found)
+    texts = {e.text for e in found}
+    assert "杭州" in texts
+    assert "马云" in texts
+
+
+def test_batch_equals_one_at_a_time(recognizer: EntityRecognizer) -> None:
+    languages = ["zh", "zh", "zh", "zh", "mixed", "mixed"]
+    batch = recognizer.analyze_batch(TEXTS, languages)
+    single = [recognizer.analyze_batch([t], [lang])[0] for t, lang in zip(TEXTS, languages, strict=True)]
+    assert batch == single
+
+
+def test_empty_and_plain_texts(recognizer: EntityRecognizer) -> None:
+    assert recognizer.analyze_batch([], []) == []
+    assert recognizer.analyze_batch([""], ["zh"]) == [[]]
+    assert recognizer.analyze_batch(["今天天气很好。"], ["zh"]) == [[]]
+    assert recognizer.analyze_batch(["Привет, мир"], ["other"]) == [[]]
+
+
+def test_long_text_split_into_pieces_keeps_offsets(recognizer: EntityRecognizer) -> None:
+    sentence = "国务院总理李克强在北京会见了来访的法国总统。"
+    text = "  " + sentence * 1200  # longer than one featurisation chunk
+    (found,) = recognizer.analyze_batch([text], ["zh"])
+    _check_offsets(text, found)
+    assert sum(1 for e in found if e.text == "李克强") >= 1100
+
+
+def test_version_names_the_weights(recognizer: EntityRecognizer) -> None:
+    assert recognizer.name == "entities"
+    assert recognizer.version.startswith("crf-")
+    assert recognizer.version == EntityRecognizer.load().version
+
+
+def test_english_heuristic() -> None:
+    text = "Barack Obama met officials of the Ministry of Commerce in Beijing on Monday."
+    spans = {(text[s:e], kind) for s, e, kind in english_entities(text)}
+    assert ("Barack Obama", "PER") in spans
+    assert ("Ministry of Commerce", "ORG") in spans
+    assert ("Beijing", "LOC") in spans
+    assert not any(t == "Monday" for t, _ in spans)
+
+
+def test_english_goes_through_heuristic(recognizer: EntityRecognizer) -> None:
+    text = "  Angela Merkel visited Microsoft in Seattle."
+    (found,) = recognizer.analyze_batch([text], ["en"])
+    _check_offsets(text, found)
+    assert ("Angela Merkel", "PER") in {(e.text, e.type) for e in found}
+
+
+def test_features_are_deterministic_and_local() -> None:
+    gazetteer = Gazetteer.build([("北京", 1), ("李克强", 0)], bits=10)
+    extractor = FeatureExtractor(gazetteer)
+    codes, starts = batch_codepoints(["李克强在北京", "北京"])
+    keys = extractor.keys(codes)
+    alone, _ = batch_codepoints(["北京"])
+    # The second text's features do not depend on its neighbour in the batch.
+    s = int(starts[1])
+    np.testing.assert_array_equal(keys[s : s + 2], extractor.keys(alone)[2:4])
+    match = gazetteer.match_codes(codes)
+    assert match[int(starts[0]) : int(starts[0]) + 3, 0].tolist() == [1, 2, 3]
+
+
+def test_hashed_weights_ignore_unknown_keys() -> None:
+    weights = HashedWeights.build({12345: np.array([1.0, 2.0], dtype=np.float32)}, 2, bits=8)
+    out = weights.emissions([np.array([12345, 999], dtype=np.uint64)])
+    np.testing.assert_allclose(out, [[1.0, 2.0], [0.0, 0.0]])
+
+
+def test_viterbi_respects_bio_constraints() -> None:
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    trans, first, _ = tag_constraints(tags)
+    assert first[tags.index("I-PER")] < -1e8
+    assert trans[tags.index("O"), tags.index("I-LOC")] < -1e8
+    assert trans[tags.index("B-PER"), tags.index("I-PER")] == 0.0
+    # Emissions prefer I-LOC after B-PER; the constraint forbids it.
+    em = np.array([[0, 5, 0, 0, 0], [0, 0, 1, 0, 3], [9, 0, 0, 0, 0]], dtype=np.float32)
+    decoder = RegionViterbi(tags, np.zeros((5, 5), dtype=np.float32), margin=100.0)
+    out = decoder.decode(em, np.array([False, False, False]))
+    assert [tags[i] for i in out] == ["B-PER", "I-PER", "O"]
+
+
+def test_heldout_f1_above_floor() -> None:
+    from evaluation.entities_splits import data_dir
+
+    if not (data_dir() / "ner" / "peoples_daily_dev.jsonl").exists():
+        pytest.skip("shared NER data (CONTENTSTREAM_DATA_DIR / ../shared/data) is absent")
+    if not MODEL_FILE.exists():
+        pytest.skip("the trained weights are absent")
+    from evaluation.entities import model_spans, prf
+    from evaluation.entities_splits import sentences
+
+    gold = sentences("peoples_daily", {"test"})
+    scores = prf(gold, model_spans()([s.text for s in gold]))
+    assert scores["f1_micro"] >= 0.75

@@ -1,0 +1,120 @@
+import math
+from pathlib import Path
+
+import pytest
+
+from analyzers import keywords as kw
+from analyzers.keywords import KeywordExtractor
+from evaluation.data import default_data_dir, read_jsonl, split_rows
+from evaluation.keywords import f1_at_k, mean_f1
+
+ABSTRACT = (
+    "卷积神经网络是深度学习的代表算法之一。本文提出一种基于卷积神经网络的图像分类方法,"
+    "利用深度学习提取图像特征.实验结果表明,该卷积神经网络方法的图像分类准确率明显提高. "
+    "基于卷积神经网络的图像分类方法研究"
+)
+
+
+def test_returns_top_k_sorted_by_weight() -> None:
+    extractor = KeywordExtractor(top_k=5)
+    (keywords,) = extractor.analyze_batch([ABSTRACT], ["zh"])
+    assert 0 < len(keywords) <= 5
+    weights = [k.weight for k in keywords]
+    assert weights == sorted(weights, reverse=True)
+    assert len({k.text for k in keywords}) == len(keywords)
+
+
+def test_merges_adjacent_segments_into_terms() -> None:
+    (keywords,) = KeywordExtractor(top_k=5).analyze_batch([ABSTRACT], ["zh"])
+    texts = [k.text for k in keywords]
+    # rjieba cuts 卷积|神经网络 and 图像|分类: the candidates join them back.
+    assert "卷积神经网络" in texts
+    assert "图像分类" in texts
+
+
+def test_filters_function_words_digits_and_punctuation() -> None:
+    (keywords,) = KeywordExtractor(top_k=20).analyze_batch([ABSTRACT + " 2019年,123"], ["zh"])
+    for k in keywords:
+        assert len(k.text) >= 2
+        assert not k.text.isdigit()
+        assert k.text not in {"的", "本文", "提出", "结果表明", "，", ","}
+        assert not any(ch in k.text for ch in "，,。.")
+
+
+@pytest.mark.parametrize("method", kw.METHODS)
+def test_every_method_finds_the_main_term(method: kw.Method) -> None:
+    extractor = KeywordExtractor(top_k=10, method=method)
+    (keywords,) = extractor.analyze_batch([ABSTRACT], ["zh"])
+    assert any("神经网络" in k.text for k in keywords)
+    assert extractor.version.endswith(method)
+
+
+def test_unknown_method_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        KeywordExtractor(method="magic")  # type: ignore[arg-type]
+
+
+def test_english_phrases_fold_plurals_and_drop_stop_words() -> None:
+    text = (
+        "Neural networks learn representations. Convolutional neural networks are used "
+        "for image classification, and image classification benchmarks show that the "
+        "convolutional neural network is strong."
+    )
+    (keywords,) = KeywordExtractor(top_k=5).analyze_batch([text], ["en"])
+    texts = [k.text for k in keywords]
+    assert "convolutional neural networks" in texts or "convolutional neural network" in texts
+    assert "image classification" in texts
+    assert not any(t in {"the", "are", "for", "and"} for t in texts)
+    assert keywords[0].weight == 1.0
+
+
+def test_empty_and_punctuation_only_texts() -> None:
+    assert KeywordExtractor().analyze_batch(["", "，。！？", "   "], ["zh", "zh", "en"]) == [
+        [],
+        [],
+        [],
+    ]
+
+
+def test_batch_keeps_order() -> None:
+    texts = ["故宫博物院的文物很震撼", "The hotel breakfast was excellent"]
+    result = KeywordExtractor(top_k=3).analyze_batch(texts, ["zh", "en"])
+    assert any("故宫" in k.text for k in result[0])
+    assert any("breakfast" in k.text for k in result[1])
+
+
+def test_fast_ranker_equals_the_trained_linear_model() -> None:
+    res = kw.load_resources()
+    if res.ranker is None:
+        pytest.skip("no keyword_ranker.json: run scripts/build_keyword_resources.py")
+    fast = kw.FastRanker(res.ranker)
+    found = kw.zh_candidates(ABSTRACT, res)
+    first, last = kw._first_and_last_sentence(ABSTRACT)
+    for phrase, cand in found.candidates.items():
+        vector = kw.feature_vector(phrase, cand, found, first, last, res)
+        slow = res.ranker.bias + math.fsum(
+            w * f for w, f in zip(res.ranker.weights, vector, strict=False)
+        )
+        fast_score = fast.score(
+            phrase, cand, found.text, 1 / max(found.n_tokens, 1), first, last, res.idf
+        )
+        assert fast_score == pytest.approx(slow, abs=1e-9)
+
+
+def test_f1_at_k() -> None:
+    assert f1_at_k(["a", "b", "c", "d", "e"], ["a", "b"]) == pytest.approx(2 * 0.4 * 1 / 1.4)
+    assert f1_at_k(["x"], ["a"]) == 0.0
+    assert f1_at_k([], ["a"]) == 0.0
+    assert f1_at_k(["a", "b", "c", "d", "e", "f"], ["f"]) == 0.0  # only the first five count
+
+
+def _csl_rows() -> list[dict[str, object]]:
+    path = default_data_dir() / "keywords" / "csl_dev.jsonl"
+    if not path.is_file():
+        pytest.skip(f"labelled data not found at {path} (set CONTENTSTREAM_DATA_DIR)")
+    return list(read_jsonl(Path(path)))
+
+
+def test_quality_on_held_out_csl_keywords() -> None:
+    _, held = split_rows(_csl_rows())
+    assert mean_f1(KeywordExtractor(top_k=5), held) >= 0.25
