@@ -66,7 +66,9 @@ class ChineseEntityTagger:
         self._kinds = [t.partition("-")[2] for t in tags]
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]], margin: float) -> ChineseEntityTagger:
+    def from_arrays(
+        cls, arrays: dict[str, npt.NDArray[np.generic]], margin: float
+    ) -> ChineseEntityTagger:
         tags = [str(t) for t in arrays["tags"]]
         gazetteer = Gazetteer(
             kinds=arrays["gaz_kinds"].astype(np.uint8),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -97,7 +98,10 @@ def char_classes(codes: I64) -> I64:
     return cls
 
 
-def _shift(a: I64, k: int) -> I64:
+_A = TypeVar("_A", I64, U64)
+
+
+def _shift(a: _A, k: int) -> _A:
     """``a`` moved so that index i holds a[i + k] (edges filled with the sentinel)."""
     if k == 0:
         return a
@@ -109,7 +113,7 @@ def _shift(a: I64, k: int) -> I64:
     return out
 
 
-def _hash_key(template: int, *parts: I64) -> U64:
+def _hash_key(template: int, *parts: I64 | U64) -> U64:
     seed = np.uint64(((template + 1) * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF)
     acc = np.full(parts[0].shape, seed, dtype=np.uint64)
     for p in parts:
@@ -179,8 +183,10 @@ def _ngram_keys(norm: I64, n: int) -> U64:
     m = norm.shape[0] - n + 1
     acc = np.full(m, np.uint64((n * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
     for j in range(n):
-        acc = (acc ^ norm[j : j + m].astype(np.uint64)) * _M1
-    return acc ^ (acc >> np.uint64(31))
+        acc ^= norm[j : j + m].astype(np.uint64)
+        acc *= _M1
+    out: U64 = acc ^ (acc >> np.uint64(31))
+    return out
 
 
 def _slot_and_fingerprint(keys: U64, bits: int) -> tuple[I64, npt.NDArray[np.uint16]]:

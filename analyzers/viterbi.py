@@ -3,7 +3,7 @@
 Most characters of real text are clearly outside any entity. A character whose ``O``
 emission beats every other tag by ``margin`` is fixed to ``O``; only the runs between
 such characters (short candidate regions) are decoded, all regions of a batch at once,
-grouped by padded length. The Python loop therefore runs over region lengths (a few
+longest first. The Python loop therefore runs over the longest region's length (a few
 dozen steps), never over the characters of a long document.
 """
 
@@ -35,10 +35,9 @@ def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
         for i, prev in enumerate(tags):
             p_prefix, _, p_kind = prev.partition("-")
             closes = p_prefix in ("O", "E", "S") or not bioes
-            if prefix in ("O", "B", "S"):
-                ok = closes
-            else:  # I or E continue an open entity of the same kind
-                ok = p_prefix in ("B", "I") and p_kind == kind
+            # O, B and S may follow a closed entity; I and E continue an open one.
+            opens = prefix in ("O", "B", "S")
+            ok = closes if opens else p_prefix in ("B", "I") and p_kind == kind
             if ok:
                 trans[i, j] = 0.0
     return trans, first, last
@@ -74,46 +73,37 @@ class RegionViterbi:
         next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n)
         enter = np.where(prev_boundary[:, None], self._first, trans[o][None, :])
         leave = np.where(next_boundary[:, None], self._last, trans[:, o][None, :])
-        padded = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
-        for size in np.unique(padded):
-            group = np.flatnonzero(padded == size)
-            self._decode_group(
-                emissions, out, starts[group], lengths[group], int(size), enter[group], leave[group]
-            )
+        self._decode_regions(emissions, out, starts, lengths, enter, leave)
         return out
 
-    def _decode_group(
+    def _decode_regions(
         self,
         emissions: F32,
         out: I64,
         starts: I64,
         lengths: I64,
-        size: int,
         enter: F32,
         leave: F32,
     ) -> None:
+        """Viterbi over all regions at once. Regions are sorted longest first, so at step
+        t the regions still running are a prefix: no padding, no masking."""
         trans = self._trans
-        n_tags = trans.shape[0]
-        n_regions = starts.shape[0]
-        steps = np.arange(size)
-        pos = np.minimum(starts[:, None] + steps[None, :], emissions.shape[0] - 1)
-        em = emissions[pos]  # (R, size, T)
-        rows = np.arange(n_regions)
-        identity = np.broadcast_to(np.arange(n_tags), (n_regions, n_tags))
-        back = np.empty((n_regions, size, n_tags), dtype=np.int64)
-        score = em[:, 0, :] + enter
-        for t in range(1, size):
-            cand = score[:, :, None] + trans[None, :, :]
-            best = cand.argmax(axis=1)
-            new = cand.max(axis=1) + em[:, t, :]
-            live = (t < lengths)[:, None]
-            score = np.where(live, new, score)
-            back[:, t, :] = np.where(live, best, identity)
+        order = np.argsort(-lengths, kind="stable")
+        starts, lengths = starts[order], lengths[order]
+        enter, leave = enter[order], leave[order]
+        longest = int(lengths[0])
+        ascending = lengths[::-1]
+        running = lengths.shape[0] - np.searchsorted(ascending, np.arange(longest), side="right")
+        score = emissions[starts] + enter
+        back: list[I64] = []
+        for t in range(1, longest):
+            k = int(running[t])
+            cand = score[:k, :, None] + trans[None, :, :]
+            back.append(cand.argmax(axis=1))
+            score[:k] = cand.max(axis=1) + emissions[starts[:k] + t]
         tag = (score + leave).argmax(axis=1)
-        path = np.empty((n_regions, size), dtype=np.int64)
-        for t in range(size - 1, 0, -1):
-            path[:, t] = tag
-            tag = back[rows, t, tag]
-        path[:, 0] = tag
-        valid = steps[None, :] < lengths[:, None]
-        out[pos[valid]] = path[valid]
+        for t in range(longest - 1, 0, -1):
+            k = int(running[t])
+            out[starts[:k] + t] = tag[:k]
+            tag[:k] = back[t - 1][np.arange(k), tag[:k]]
+        out[starts] = tag
