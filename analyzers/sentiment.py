@@ -28,9 +28,9 @@ from analyzers.sentiment_lexicon import (
     REVIEW_LEXICON_FILE,
     VADER_LEXICON_FILE,
     EnglishLexicon,
-    negation_marked_words,
+    word_terms,
 )
-from analyzers.text_features import char_ngram_features
+from analyzers.text_features import char_ngram_ids, idf_weighted_rows
 from schemas.results import Sentiment, SentimentScores
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sentiment"
@@ -62,8 +62,14 @@ class NeutralRule:
         return polar * q, polar * (1.0 - q), neutral
 
 
-def _sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+def _probability(logits: npt.NDArray[np.float64], temperature: float) -> npt.NDArray[np.float64]:
+    """Calibrated sigmoid; a NaN logit (the text gave the model no evidence) becomes 0.5.
+
+    The intercept alone reflects the training set's class balance, not the text, so a
+    text without features is not pushed to either side.
+    """
+    z = np.nan_to_num(np.clip(logits / temperature, -40.0, 40.0), nan=0.0)
+    out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
     return out
 
 
@@ -100,8 +106,9 @@ class ChineseCharNgramModel:
             )
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Uncalibrated decision values, one per text."""
+        """Uncalibrated decision values, one per text; NaN for a text with no features."""
         out = np.empty(len(texts), dtype=np.float64)
+        has_features = np.zeros(len(texts), dtype=bool)
         start = 0
         while start < len(texts):
             end, chars = start, 0
@@ -109,14 +116,18 @@ class ChineseCharNgramModel:
                 chars += len(texts[end])
                 end += 1
             chunk = texts[start:end]
-            rows = char_ngram_features(chunk, max_order=self.max_order, bits=self.bits, idf=self.idf)
-            contributions = self.coef[rows.cols].astype(np.float64) * rows.values
-            out[start:end] = np.bincount(rows.rows, weights=contributions, minlength=len(chunk))
+            rows, ids = char_ngram_ids(chunk, max_order=self.max_order, bits=self.bits)
+            weighted = idf_weighted_rows(len(chunk), rows, ids, self.idf)
+            contributions = self.coef[ids] * weighted.values
+            out[start:end] = np.bincount(rows, weights=contributions, minlength=len(chunk))
+            has_features[start:end] = np.bincount(rows, minlength=len(chunk)) > 0
             start = end
-        return out + self.intercept
+        out += self.intercept
+        out[~has_features] = np.nan
+        return out
 
     def positive_probability(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        return _sigmoid(self.logits(texts) / self.temperature)
+        return _probability(self.logits(texts), self.temperature)
 
 
 class EnglishWordLexiconModel:
@@ -159,28 +170,30 @@ class EnglishWordLexiconModel:
         return score.compound, score.positive, score.negative
 
     def word_counts(self, text: str) -> dict[int, int]:
-        words = negation_marked_words(text)
         counts: dict[int, int] = {}
-        for term in (*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))):
+        for term in word_terms(text):
             i = self.index.get(term)
             if i is not None:
                 counts[i] = counts.get(i, 0) + 1
         return counts
 
     def logit(self, text: str) -> float:
+        """Decision value; NaN when no known term and no lexicon word occurs."""
         counts = self.word_counts(text)
+        lex = np.asarray(self.lexicon_features(text), dtype=np.float64)
+        if not counts and not lex.any():
+            return math.nan
         total = 0.0
         if counts:
             ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
             tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
             values = tf * self.idf[ids]
             total = float(self.coef[ids] @ values) / float(np.sqrt(values @ values))
-        lex = np.asarray(self.lexicon_features(text), dtype=np.float64)
         return total + float(self.lexicon_coef @ lex) + self.intercept
 
     def positive_probability(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         logits = np.fromiter((self.logit(t) for t in texts), dtype=np.float64, count=len(texts))
-        return _sigmoid(logits / self.temperature)
+        return _probability(logits, self.temperature)
 
 
 def weights_version(model_dir: Path) -> str:

@@ -10,6 +10,7 @@ the word features of the trained model.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import string
@@ -137,3 +138,9 @@ def negation_marked_words(text: str) -> list[str]:
         if token in NEGATORS or token.endswith("n't"):
             negated = True
     return out
+
+
+def word_terms(text: str) -> list[str]:
+    """The English model's terms: negation-marked words and their adjacent pairs."""
+    words = negation_marked_words(text)
+    return [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]

@@ -8,7 +8,7 @@ training script uses, so no reported text was trained on. The sets are binary: a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -80,7 +80,11 @@ def evaluate(data_dir: Path, analyzer: SentimentAnalyzer | None = None) -> list[
     """Accuracy per held-out set, the zh mean accuracy, and ECE per language."""
     model = analyzer or SentimentAnalyzer.load()
     results: list[dict[str, Any]] = []
-    for language, names in (("zh", ZH_REPORTED), ("en", EN_REPORTED)):
+    languages: tuple[tuple[Literal["zh", "en"], tuple[str, ...]], ...] = (
+        ("zh", ZH_REPORTED),
+        ("en", EN_REPORTED),
+    )
+    for language, names in languages:
         rows = load(data_dir, language)
         per_set, accuracies, qs, ys = _rows_for(model, rows, names, language)
         results.extend(per_set)
