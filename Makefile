@@ -81,18 +81,20 @@ test: install install-deploy-tools ## lint + the whole suite on real Kafka and R
 	exit $$status
 
 demo: install ## run a worker on examples/ against local services, print, stop
-	$(SERVICES) start
-	status=0; $(LOCAL_ENV) bash scripts/demo.sh || status=$$?; \
-	$(SERVICES) stop || true; \
+	was_up=0; $(SERVICES) status >/dev/null 2>&1 && was_up=1; \
+	$(SERVICES) start; \
+	status=0; $(LOCAL_ENV) VENV=$(VENV) bash scripts/demo.sh || status=$$?; \
+	if [ $$was_up -eq 0 ]; then $(SERVICES) stop || true; fi; \
 	exit $$status
 
 eval: install-python ## analyzer quality on ../shared/data dev splits
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) -m evaluation
 
 bench: install ## benchmarks (bench/README.md); QUICK=1 for the short mode
-	$(SERVICES) start
+	was_up=0; $(SERVICES) status >/dev/null 2>&1 && was_up=1; \
+	$(SERVICES) start; \
 	status=0; $(LOCAL_ENV) CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) -m bench $(if $(QUICK),--quick,) || status=$$?; \
-	$(SERVICES) stop || true; \
+	if [ $$was_up -eq 0 ]; then $(SERVICES) stop || true; fi; \
 	exit $$status
 
 bench-quick:

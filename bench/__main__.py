@@ -236,7 +236,7 @@ def analyzers_suite(quick: bool, results_dir: Path) -> SuiteResult:
         result.error = "bench/analyzers.py not present"
         return result
     out = results_dir / "analyzers.json"
-    args = [str(script), "--output", str(out)] + (["--limit", "1000"] if quick else [])
+    args = [str(script), "--output", str(out)] + (["--limit", "500"] if quick else [])
     code, log = run_script(args, 600.0 if quick else 3600.0)
     if code != 0 or not out.is_file():
         result.error = f"exit {code}: {log.strip().splitlines()[-1] if log.strip() else ''}"
@@ -271,7 +271,7 @@ def model_stage_suite(quick: bool, results_dir: Path) -> SuiteResult:
     out = results_dir / "model_stage.json"
     args = [str(script), "--quick", "--out", str(out)]
     if quick:
-        args += ["--sizes", "small"]
+        args += ["--sizes", "small", "--tasks", "sentiment"]
     code, log = run_script(args, 900.0)
     if code != 0 or not out.is_file():
         result.error = f"exit {code}: {log.strip().splitlines()[-1] if log.strip() else ''}"
@@ -328,17 +328,22 @@ async def run_suites(ctx: BenchContext, names: Sequence[str]) -> dict[str, Suite
     suites = build_suites(ctx, names)
     redis = bench_redis_url(ctx.redis_url)
     try:
+        prepared: list[Suite] = []
         for suite in suites:
-            await suite.prepare()
+            try:
+                await asyncio.wait_for(suite.prepare(), READY_TIMEOUT_S)
+                prepared.append(suite)
+            except Exception as exc:
+                results[suite.name] = SuiteResult(suite.name, error=f"setup failed: {exc!r}")
         started = time.monotonic()
         readiness = await asyncio.gather(
-            *(s.wait_ready(READY_TIMEOUT_S) for s in suites), return_exceptions=True
+            *(s.wait_ready(READY_TIMEOUT_S) for s in prepared), return_exceptions=True
         )
         print(
-            f"[bench] {len(suites)} suite(s) ready in {time.monotonic() - started:.1f}s",
+            f"[bench] {len(prepared)} suite(s) ready in {time.monotonic() - started:.1f}s",
             file=sys.stderr,
         )
-        for suite, ready in zip(suites, readiness, strict=True):
+        for suite, ready in zip(prepared, readiness, strict=True):
             if isinstance(ready, BaseException):
                 results[suite.name] = SuiteResult(suite.name, error=f"not ready: {ready}")
                 await close_quietly(suite)
@@ -437,15 +442,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         corpus=corpus,
         results_dir=args.results_dir,
     )
+    ctx.clear_old_logs()
     print(f"[bench] corpus: {corpus.describe()}", file=sys.stderr)
     results = asyncio.run(run_suites(ctx, names))
     if "memory" in names:
         results["memory"] = memory_suite(results)
-    if "analyzers" in names:
-        results["analyzers"] = analyzers_suite(args.quick, args.results_dir)
-    if "model_stage" in names:
-        results["model_stage"] = model_stage_suite(args.quick, args.results_dir)
+    for name, run in (("analyzers", analyzers_suite), ("model_stage", model_stage_suite)):
+        if name in names:
+            print(f"[bench] measuring {name}", file=sys.stderr)
+            t0 = time.monotonic()
+            results[name] = run(args.quick, args.results_dir)
+            print(f"[bench] {name} took {time.monotonic() - t0:.1f}s", file=sys.stderr)
 
+    results = {n: results[n] for n in SUITES if n in results}
     checks = acceptance(results)
     table = render_table(results, checks)
     elapsed = time.monotonic() - started

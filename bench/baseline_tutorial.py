@@ -43,7 +43,7 @@ class TutorialSuite:
     def __init__(self, ctx: BenchContext) -> None:
         self.ctx = ctx
         self.topic_base = unique_name("tutorial")
-        self.events = ctx.size(1500, 20_000)
+        self.events = ctx.size(1500, 10_000)
         self.pipeline: AnalysisPipeline | None = None
         self._building: asyncio.Future[AnalysisPipeline] | None = None
 

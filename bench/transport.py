@@ -108,6 +108,14 @@ class BenchContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def clear_old_logs(self) -> None:
+        """Worker logs of earlier runs; this run's are named by their fresh uuids."""
+        folder = self.results_dir / "logs"
+        if folder.is_dir():
+            for old in folder.glob("bench-*.log"):
+                with contextlib.suppress(OSError):
+                    old.unlink()
+
     def size(self, quick: int, full: int) -> int:
         return quick if self.quick else full
 
@@ -702,7 +710,7 @@ class TransportSuite:
 
     async def measure(self) -> SuiteResult:
         result = SuiteResult(self.name)
-        events = self.ctx.size(6000, 50_000)
+        events = self.ctx.size(3000, 30_000)
         texts = take(self.ctx.corpus.texts, 0, events)
         try:
             worker = await burst_through(

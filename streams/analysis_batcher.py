@@ -1,9 +1,10 @@
 """Micro-batching of analysis requests across events.
 
 Events arrive one by one from Kafka, but analyzers (and above all a transformers model)
-are much faster per document in batches. Requests wait at most ``max_wait_s`` for a
-batch to fill; while every pool process is busy, batches grow by themselves, which is
-the cheapest form of adaptivity under load.
+are much faster per document in batches. While a pool process is free, requests wait at
+most ``max_wait_s`` for company; while every process is busy, nothing is sent and the
+next batch grows until one finishes (up to ``max_batch``). So batches are small when
+the worker is idle (low latency) and large under load (high throughput).
 """
 
 from __future__ import annotations
@@ -42,29 +43,49 @@ class AnalysisBatcher:
         self._pending: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0  # batches dispatched and not finished
 
     async def analyze(self, request: AnalysisRequest) -> OutputFields:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[OutputFields] = loop.create_future()
         self._pending.append(_Pending(request, fut))
         if len(self._pending) >= self._max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._max_wait, self._flush)
+            self._dispatch(full_only=True)
+        if self._pending and self._running < self._pool.size:
+            # A process is free: wait at most max_wait for company, then go.
+            if self._max_wait <= 0:
+                self._dispatch(full_only=False)
+            elif self._timer is None:
+                self._timer = loop.call_later(self._max_wait, self._on_timer)
+        # Every process busy: the batch keeps growing until one finishes (_run).
         return await fut
 
-    def _flush(self) -> None:
-        if self._timer is not None:
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._running < self._pool.size:
+            self._dispatch(full_only=False)
+
+    def _dispatch(self, *, full_only: bool) -> None:
+        if self._timer is not None and not full_only:
             self._timer.cancel()
             self._timer = None
-        while self._pending:
+        while self._pending and (len(self._pending) >= self._max_batch or not full_only):
             batch, self._pending = (
                 self._pending[: self._max_batch],
                 self._pending[self._max_batch :],
             )
-            task = asyncio.ensure_future(self._run(batch))
+            self._running += 1
+            task = asyncio.ensure_future(self._run_counted(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _run_counted(self, batch: list[_Pending]) -> None:
+        try:
+            await self._run(batch)
+        finally:
+            self._running -= 1
+            if self._pending and self._running < self._pool.size:
+                self._dispatch(full_only=False)
 
     async def _run(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.done()]
@@ -91,7 +112,7 @@ class AnalysisBatcher:
                 p.future.set_result(out)
 
     async def close(self) -> None:
-        self._flush()
+        self._dispatch(full_only=False)
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

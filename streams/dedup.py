@@ -8,6 +8,8 @@ miss as "unavailable", logs at most once a minute, and tries again later.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -48,6 +50,14 @@ class DedupStore(Protocol):
     async def close(self) -> None: ...
 
 
+class BulkDedupStore(Protocol):
+    async def get_many(self, keys: list[str]) -> list[bytes | None]: ...
+
+    async def put_many(self, items: list[tuple[str, bytes]]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class LruDedupStore:
     kind = "memory"
 
@@ -76,6 +86,13 @@ class LruDedupStore:
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [await self.get(k) for k in keys]
+
+    async def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        for k, v in items:
+            await self.put(k, v)
+
     async def close(self) -> None:
         self._data.clear()
 
@@ -102,6 +119,9 @@ class RedisDedupStore:
             "socket_timeout": op_timeout_s,
             "socket_connect_timeout": op_timeout_s,
             "retry_on_timeout": False,
+            # Lookups are batched (see BatchingDedupStore): a few connections suffice,
+            # and an unbounded pool under load is what exhausts Redis' clients.
+            "max_connections": 8,
         }
         kwargs.update(client_kwargs or {})
         self._client = redis_asyncio.Redis.from_url(url, **kwargs)
@@ -166,6 +186,41 @@ class RedisDedupStore:
             return
         self._succeeded()
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        if self._circuit_open():
+            return [None] * len(keys)
+        try:
+            values = await self._client.mget(keys)
+        except Exception as exc:
+            self._failed(exc)
+            return [None] * len(keys)
+        self._succeeded()
+        found: list[bytes | None] = []
+        for value in values:
+            if value is None:
+                found.append(None)
+                continue
+            try:
+                found.append(decompress(value if isinstance(value, bytes) else value.encode()))
+            except zlib.error:
+                found.append(None)
+        return found
+
+    async def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        if not items or self._circuit_open():
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, value in items:
+                    pipe.set(key, compress(value), ex=self._ttl)
+                await pipe.execute()
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._succeeded()
+
     async def ping(self) -> bool:
         try:
             return bool(await self._client.ping())
@@ -177,3 +232,83 @@ class RedisDedupStore:
             await self._client.aclose()
         except Exception:  # closing a dead connection must not fail shutdown
             log.debug("error closing Redis client", exc_info=True)
+
+
+class BatchingDedupStore:
+    """Coalesces concurrent lookups and stores into one MGET / one pipeline.
+
+    Hundreds of events are in flight at once; one round trip each would make Redis the
+    worker's main cost. Requests wait at most ``max_wait_s`` (or until ``max_batch``).
+    """
+
+    def __init__(self, store: Any, *, max_batch: int = 256, max_wait_s: float = 0.001) -> None:
+        self._store = store
+        self.kind = getattr(store, "kind", "batched")
+        self._max_batch = max_batch
+        self._max_wait = max_wait_s
+        self._gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._puts: list[tuple[str, bytes]] = []
+        self._get_timer: asyncio.TimerHandle | None = None
+        self._put_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def inner(self) -> Any:
+        return self._store
+
+    async def get(self, key: str) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes | None] = loop.create_future()
+        self._gets.append((key, fut))
+        if len(self._gets) >= self._max_batch:
+            self._flush_gets()
+        elif self._get_timer is None:
+            self._get_timer = loop.call_later(self._max_wait, self._flush_gets)
+        return await fut
+
+    async def put(self, key: str, value: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        self._puts.append((key, value))
+        if len(self._puts) >= self._max_batch:
+            self._flush_puts()
+        elif self._put_timer is None:
+            self._put_timer = loop.call_later(self._max_wait, self._flush_puts)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _flush_gets(self) -> None:
+        if self._get_timer is not None:
+            self._get_timer.cancel()
+            self._get_timer = None
+        batch, self._gets = self._gets, []
+        if batch:
+            self._spawn(self._run_gets(batch))
+
+    def _flush_puts(self) -> None:
+        if self._put_timer is not None:
+            self._put_timer.cancel()
+            self._put_timer = None
+        batch, self._puts = self._puts, []
+        if batch:
+            self._spawn(self._store.put_many(batch))
+
+    async def _run_gets(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
+        try:
+            values = await self._store.get_many([k for k, _ in batch])
+        except Exception:  # stores never raise by contract; be safe anyway
+            log.debug("dedup lookup failed", exc_info=True)
+            values = [None] * len(batch)
+        for (_, fut), value in zip(batch, values, strict=True):
+            if not fut.done():
+                fut.set_result(value)
+
+    async def close(self) -> None:
+        self._flush_gets()
+        self._flush_puts()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        await self._store.close()

@@ -20,7 +20,9 @@ def pipeline_config(
             device=settings.model_device,
             batch_size=settings.model_batch_size,
             max_length=settings.model_max_length,
-            num_threads=settings.torch_threads,
+            # Each pool process runs its own model: one intra-op thread each unless
+            # told otherwise, or N processes x N threads oversubscribe the cores.
+            num_threads=settings.torch_threads or 1,
             bf16=settings.model_bf16,
         )
 

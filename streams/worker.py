@@ -20,7 +20,7 @@ from streams.analysis_batcher import AnalysisBatcher
 from streams.analysis_pool import AnalysisPool
 from streams.dead_letters import DeadLetterPublisher
 from streams.decoding import EventDecoder
-from streams.dedup import DedupStore, LruDedupStore, RedisDedupStore
+from streams.dedup import BatchingDedupStore, DedupStore, LruDedupStore, RedisDedupStore
 from streams.faust_app import FaustSink, create_app, declare_topics, to_record
 from streams.health import LoopLagProbe, WorkerHealth
 from streams.metrics import WorkerMetrics
@@ -63,11 +63,13 @@ def make_dedup(settings: Settings, metrics: WorkerMetrics) -> DedupStore | None:
             kwargs = redis_client_kwargs(settings)
         except ImportError:  # pragma: no cover
             pass
-        return RedisDedupStore(
-            settings.redis_url,
-            ttl_s=settings.dedup_ttl_s,
-            client_kwargs=kwargs,
-            on_unavailable=metrics.dedup_unavailable.inc,
+        return BatchingDedupStore(
+            RedisDedupStore(
+                settings.redis_url,
+                ttl_s=settings.dedup_ttl_s,
+                client_kwargs=kwargs,
+                on_unavailable=metrics.dedup_unavailable.inc,
+            )
         )
     return LruDedupStore(max_entries=settings.dedup_lru_size, ttl_s=settings.dedup_ttl_s)
 
@@ -281,7 +283,7 @@ class GracefulWorker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     from streams.connection_errors import fail_fast
-    from streams.logging_setup import configure_logging
+    from streams.logging_setup import configure_logging, logging_config
     from streams.topics import ensure_topics
 
     configure_logging(settings)
@@ -296,5 +298,5 @@ def run_worker(settings: Settings) -> None:
         worker,
         loglevel=settings.log_level,
         redirect_stdouts=False,
-        logging_config=None,
+        logging_config=logging_config(settings),
     ).execute_from_commandline()
