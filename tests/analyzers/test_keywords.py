@@ -118,3 +118,56 @@ def _csl_rows() -> list[dict[str, object]]:
 def test_quality_on_held_out_csl_keywords() -> None:
     _, held = split_rows(_csl_rows())
     assert mean_f1(KeywordExtractor(top_k=5), held) >= 0.25
+
+
+def test_inlined_scoring_equals_the_fast_ranker() -> None:
+    res = kw.load_resources()
+    if res.ranker is None:
+        pytest.skip("no keyword_ranker.json: run scripts/build_keyword_resources.py")
+    fast = kw.FastRanker(res.ranker)
+    found = kw.zh_candidates(ABSTRACT, res)
+    first, last = kw._first_and_last_sentence(ABSTRACT)
+    scored = fast.score_candidates(
+        found.candidates.items(), ABSTRACT, found.n_tokens, first, last, res.idf
+    )
+    assert [p for p, _ in scored] == list(found.candidates)
+    for phrase, score in scored:
+        expected = fast.score(
+            phrase,
+            found.candidates[phrase],
+            ABSTRACT,
+            1 / max(found.n_tokens, 1),
+            first,
+            last,
+            res.idf,
+        )
+        assert score == pytest.approx(expected, abs=1e-12)
+
+
+def test_candidates_count_repeats_and_keep_first_position() -> None:
+    found = kw.zh_candidates(ABSTRACT, kw.load_resources())
+    cand = found.candidates["卷积神经网络"]
+    assert cand[kw.COUNT] == 4
+    assert cand[kw.WORDS] == 2
+    assert cand[kw.FIRST_TOKEN] == 0
+    chunks = found.chunk_words()
+    assert chunks[0][:2] == ["卷积", "神经网络"]
+    assert all(w not in {"的", "，", ","} for chunk in chunks for w in chunk)
+
+
+def test_long_text_candidates_come_from_the_head() -> None:
+    tail_term = "量子退火算法"
+    text = ABSTRACT * 10 + "。" + tail_term * 3
+    assert len(text) > kw.CANDIDATE_WINDOW_CHARS
+    found = kw.zh_candidates(text, kw.load_resources())
+    assert "卷积神经网络" in found.candidates
+    assert not any("退火" in p for p in found.candidates)
+
+
+def test_extract_equals_analyze_batch() -> None:
+    extractor = KeywordExtractor(top_k=5)
+    texts = [ABSTRACT, "The hotel breakfast was excellent", ""]
+    languages = ["zh", "en", "zh"]
+    batch = extractor.analyze_batch(texts, languages)
+    assert [extractor.extract(t, lang) for t, lang in zip(texts, languages, strict=True)] == batch
+    assert all(0.0 < k.weight <= 1.0 for k in batch[0])

@@ -1,6 +1,8 @@
 import itertools
 
-from analyzers.segmentation import clear_cache, segment, segment_with_offsets, tag
+import rjieba
+
+from analyzers.segmentation import _tag, clear_cache, segment, segment_with_offsets, tag, tag_head
 
 
 def test_segment_concatenates_back_to_the_text() -> None:
@@ -38,3 +40,32 @@ def test_results_are_cached_but_not_shared_mutably() -> None:
 def test_empty_text() -> None:
     assert segment("") == []
     assert segment_with_offsets("") == []
+
+
+def _long_text() -> str:
+    sentence = "卷积神经网络在图像分类中表现出色，研究人员在北京大学发布了新版本2.5。"
+    return (sentence + "Deep learning models are strong.\n") * 40
+
+
+def test_long_texts_are_tagged_in_pieces_with_identical_tags() -> None:
+    text = _long_text()
+    assert len(text) > 2000
+    clear_cache()
+    assert list(tag(text)) == rjieba.tag(text)
+
+
+def test_tag_head_equals_tagging_the_head() -> None:
+    text = _long_text()
+    for chars in (5, 300, 800, 1234, len(text) + 10):
+        clear_cache()
+        assert list(tag_head(text, chars)) == rjieba.tag(text[:chars])
+
+
+def test_tag_head_fills_the_cache_for_the_whole_text() -> None:
+    text = _long_text()
+    clear_cache()
+    tag_head(text, 800)
+    hits = _tag.cache_info().hits
+    tag(text)
+    # Every whole piece of the head is reused by the full tagging.
+    assert _tag.cache_info().hits - hits >= 4
