@@ -231,9 +231,7 @@ class EntityRecognizer:
         zh_spans = self.tagger.spans_batch([texts[i] for i in zh_index])
         for i, spans in zip(zh_index, zh_spans, strict=True):
             text = texts[i]
-            results[i] = [
-                Entity(text=text[s:e], type=kind, start=s, end=e) for s, e, kind in spans
-            ]
+            results[i] = [Entity(text=text[s:e], type=kind, start=s, end=e) for s, e, kind in spans]
         for i, lang in enumerate(languages):
             if lang == "en":
                 text = texts[i]
