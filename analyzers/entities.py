@@ -1,6 +1,6 @@
 """Named entities (PER / LOC / ORG) with character offsets into the original text.
 
-Chinese (and mixed) text goes through a character-level BIOES linear-chain CRF: hashed
+Chinese (and mixed) text goes through a character-level BIO linear-chain CRF: hashed
 n-gram, character-class and gazetteer features (``analyzers.ner_features``) scored by a
 weight table trained by ``scripts/train_entities.py``, then constrained Viterbi over the
 candidate regions only (``analyzers.viterbi``). Everything per batch is numpy; the only
@@ -83,7 +83,8 @@ class ChineseEntityTagger:
             tags=tags, transitions=arrays["transitions"].astype(np.float32), margin=margin
         )
         use_words = bool(arrays["use_words"]) if "use_words" in arrays else False
-        return cls(FeatureExtractor(gazetteer, use_words), weights, decoder)
+        extended = bool(arrays["extended"]) if "extended" in arrays else False
+        return cls(FeatureExtractor(gazetteer, use_words, extended), weights, decoder)
 
     def spans_batch(self, texts: Sequence[str]) -> list[list[_Span]]:
         out: list[list[_Span]] = [[] for _ in texts]

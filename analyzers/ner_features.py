@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TypeVar
 
 import numpy as np
@@ -56,13 +57,34 @@ def batch_codepoints(texts: Sequence[str]) -> tuple[I64, I64]:
 
 
 def batch_word_codes(tagged_texts: Iterable[Iterable[tuple[str, str]]]) -> I64:
-    """``word_codes`` of each text laid out like ``batch_codepoints`` (0 at sentinels)."""
-    pad = np.zeros(PAD, dtype=np.int64)
-    parts = [pad]
+    """``word_codes`` of each text laid out like ``batch_codepoints`` (0 at sentinels).
+
+    One numpy pass for the whole batch: per text only C-level ``map`` calls run, which
+    matters for batches of many short texts."""
+    lengths: list[int] = [PAD]
+    classes: list[int] = [-1]  # -1: sentinel pseudo-word
+    get = _POS_CLASS.get
     for tagged in tagged_texts:
-        parts.append(word_codes(tagged))
-        parts.append(pad)
-    return np.concatenate(parts)
+        pairs = tagged if isinstance(tagged, tuple | list) else tuple(tagged)
+        if pairs:
+            words, tags = zip(*pairs, strict=True)
+            lengths.extend(map(len, words))
+            classes.extend(map(get, tags, repeat(0)))
+        lengths.append(PAD)
+        classes.append(-1)
+    return _codes_of_words(np.asarray(lengths, dtype=np.int64), classes)
+
+
+def _codes_of_words(word_len: I64, classes: list[int]) -> I64:
+    n_words = word_len.shape[0]
+    word_of = np.repeat(np.arange(n_words), word_len)
+    word_start = np.cumsum(word_len) - word_len
+    offset = np.arange(word_of.shape[0]) - word_start[word_of]
+    size = word_len[word_of]
+    bmes = np.where(size == 1, 3, np.where(offset == 0, 0, np.where(offset == size - 1, 2, 1)))
+    cls = np.asarray(classes, dtype=np.int64)[word_of]
+    out: I64 = np.where(cls < 0, 0, cls * 4 + bmes)
+    return out
 
 
 def normalise(codes: I64) -> I64:
@@ -210,19 +232,72 @@ def word_codes(tagged: Iterable[tuple[str, str]]) -> I64:
     ``tagged`` is rjieba's ``tag`` output for the text (``analyzers.segmentation.tag``,
     cached and shared with the other analyzers of the pipeline)."""
     pairs = tagged if isinstance(tagged, tuple | list) else tuple(tagged)
-    lengths = [len(word) for word, _ in pairs]
-    pos_class = _POS_CLASS
-    classes = [pos_class.get(pos, 0) for _, pos in pairs]
-    n_words = len(lengths)
-    if n_words == 0:
+    if not pairs:
         return np.zeros(0, dtype=np.int64)
-    word_len = np.asarray(lengths, dtype=np.int64)
-    word_of = np.repeat(np.arange(n_words), word_len)
-    word_start = np.concatenate(([0], np.cumsum(word_len)[:-1]))
-    offset = np.arange(word_of.shape[0]) - word_start[word_of]
-    size = word_len[word_of]
-    bmes = np.where(size == 1, 3, np.where(offset == 0, 0, np.where(offset == size - 1, 2, 1)))
-    return np.asarray(classes, dtype=np.int64)[word_of] * 4 + bmes
+    word_len = np.fromiter((len(word) for word, _ in pairs), dtype=np.int64, count=len(pairs))
+    return _codes_of_words(word_len, [_POS_CLASS.get(pos, 0) for _, pos in pairs])
+
+
+# Name-final cue words: how far to the right (1..CUE_REACH) the nearest cue starts tells
+# the tagger that the characters before it may be the body of a place or organisation
+# name ("...省", "...有限公司"), beyond the reach of the +-2 character window.
+LOC_CUES = tuple("省 市 县 区 镇 乡 村 国 州 江 河 山 湖 岛 洲 港 湾 峡 路 街".split())
+ORG_CUES = tuple(
+    "公司 集团 银行 大学 学院 学校 中学 小学 医院 委员会 政府 部 局 厅 院 会 党 队 社 报 台 所 "
+    "处 署 中心 协会 联合会 组织 军 厂 委".split()
+)
+CUE_REACH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CueTable:
+    """Cue words as a code-point lookup (single characters) plus a short list of longer
+    words checked only where a flagged first character occurs."""
+
+    single: npt.NDArray[np.bool_]  # indexed by BMP code point
+    first: npt.NDArray[np.bool_]  # first characters of the longer words
+    longer: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, cues: Sequence[str]) -> CueTable:
+        single = np.zeros(0x10000, dtype=bool)
+        first = np.zeros(0x10000, dtype=bool)
+        longer: list[tuple[int, ...]] = []
+        for cue in cues:
+            cps = tuple(int(c) for c in normalise(codepoints(cue)))
+            if len(cps) == 1:
+                single[cps[0]] = True
+            else:
+                first[cps[0]] = True
+                longer.append(cps)
+        return cls(single, first, tuple(longer))
+
+
+_LOC_CUE_KEYS = CueTable.of(LOC_CUES)
+_ORG_CUE_KEYS = CueTable.of(ORG_CUES)
+
+
+def cue_distance(norm: I64, table: CueTable) -> I64:
+    """Per character: distance (1..CUE_REACH) to the nearest cue starting to its right,
+    else 0. Longer cue words count too, so "委员会" is found from its first character."""
+    n_chars = norm.shape[0]
+    bmp = np.minimum(norm, 0xFFFF)
+    in_bmp = norm <= 0xFFFF
+    is_start = table.single[bmp] & in_bmp
+    maybe = np.flatnonzero(table.first[bmp] & in_bmp)
+    for word in table.longer:
+        at = maybe[maybe + len(word) <= n_chars]
+        for j, cp in enumerate(word):
+            at = at[norm[at + j] == cp]
+        is_start[at] = True
+    starts = np.flatnonzero(is_start)
+    if starts.size == 0:
+        return np.zeros(n_chars, dtype=np.int64)
+    pos = np.arange(n_chars)
+    nxt = np.searchsorted(starts, pos + 1)
+    found = nxt < starts.size
+    dist = np.where(found, starts[np.minimum(nxt, starts.size - 1)] - pos, 0)
+    return np.where(found & (dist <= CUE_REACH), dist, 0).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +306,8 @@ class FeatureExtractor:
 
     gazetteer: Gazetteer
     use_words: bool = False
+    # Wider n-gram windows and name-final cue distances (templates 21..26).
+    extended: bool = False
 
     def keys(self, codes: I64, words: I64 | None = None) -> U64:
         return np.stack(list(self.key_columns(codes, words)), axis=1)
@@ -268,6 +345,16 @@ class FeatureExtractor:
             yield _hash_key(18, words)
             yield _hash_key(19, words, u[0])
             yield _hash_key(20, _shift(words, -1), words, _shift(words, 1))
+        if self.extended:
+            yield _hash_key(21, u[-2], u[-1], u[0], u[1])
+            yield _hash_key(22, u[-1], u[0], u[1], u[2])
+            raw = norm.astype(np.int64)
+            loc = cue_distance(raw, _LOC_CUE_KEYS)
+            org = cue_distance(raw, _ORG_CUE_KEYS)
+            yield _hash_key(23, loc * 16 + org)
+            yield _hash_key(24, loc, u[0])
+            yield _hash_key(25, org, u[0])
+            yield _hash_key(26, org, gaz_all)
 
 
 class HashedWeights:

@@ -16,6 +16,12 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 NEG = np.float32(-1e9)
+# Regions longer than this are cut further at characters whose O lead exceeds
+# margin * _LONG_REGION_MARGIN.
+_LONG_REGION = 128
+_LONG_REGION_MARGIN = 0.34
+# Regions decoded together from which the per-previous-tag max form is faster.
+_WIDE_STEP = 48
 
 
 def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
@@ -43,6 +49,12 @@ def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
     return trans, first, last
 
 
+def _runs(mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
+    """Start and end (exclusive) of each run of True."""
+    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
 class RegionViterbi:
     def __init__(self, tags: list[str], transitions: F32, margin: float = 6.0) -> None:
         self.tags = tags
@@ -61,13 +73,22 @@ class RegionViterbi:
         if n == 0:
             return out
         other = np.delete(emissions, o, axis=1).max(axis=1)
-        free = ~boundary & (emissions[:, o] - other <= self.margin)
+        o_lead = emissions[:, o] - other
+        free = ~boundary & (o_lead <= self.margin)
         if not free.any():
             return out
-        edges = np.diff(np.concatenate(([0], free.view(np.int8), [0])))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
+        starts, ends = _runs(free)
         lengths = ends - starts
+        if int(lengths.max()) > _LONG_REGION:
+            # The step loop runs as long as the longest region: inside the rare very long
+            # regions (lists of names, Latin text) characters that clearly prefer O are
+            # fixed too, with a lower margin.
+            region_of = np.repeat(lengths > _LONG_REGION, lengths)
+            long_free = np.zeros(n, dtype=bool)
+            long_free[free] = region_of
+            free &= ~(long_free & (o_lead > self.margin * _LONG_REGION_MARGIN))
+            starts, ends = _runs(free)
+            lengths = ends - starts
         # Entry/exit scores: from/to the fixed O neighbour, or nothing at a text edge.
         prev_boundary = boundary[np.maximum(starts - 1, 0)] | (starts == 0)
         next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n)
@@ -98,12 +119,32 @@ class RegionViterbi:
         back: list[I64] = []
         for t in range(1, longest):
             k = int(running[t])
-            cand = score[:k, :, None] + trans[None, :, :]
-            back.append(cand.argmax(axis=1))
-            score[:k] = cand.max(axis=1) + emissions[starts[:k] + t]
+            best, best_prev = self._step(score[:k], trans)
+            back.append(best_prev)
+            score[:k] = best + emissions[starts[:k] + t]
         tag = (score + leave).argmax(axis=1)
         for t in range(longest - 1, 0, -1):
             k = int(running[t])
             out[starts[:k] + t] = tag[:k]
             tag[:k] = back[t - 1][np.arange(k), tag[:k]]
         out[starts] = tag
+
+    @staticmethod
+    def _step(score: F32, trans: F32) -> tuple[F32, I64]:
+        """Best score of each (region, tag) over the previous tag, and that tag.
+
+        numpy reduces a tiny axis slowly (a loop per row), so for many regions the max
+        runs as one elementwise pass per previous tag instead; the first best previous
+        tag wins in both forms, exactly like ``argmax``."""
+        k, n_tags = score.shape
+        if k < _WIDE_STEP:
+            cand = score[:, :, None] + trans[None, :, :]
+            return cand.max(axis=1), cand.argmax(axis=1)
+        best = score[:, 0:1] + trans[0]
+        best_prev = np.zeros((k, n_tags), dtype=np.int64)
+        for i in range(1, n_tags):
+            cand_i = score[:, i : i + 1] + trans[i]
+            better = cand_i > best
+            np.maximum(best, cand_i, out=best)
+            best_prev[better] = i
+        return best, best_prev

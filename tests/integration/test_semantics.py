@@ -125,9 +125,11 @@ async def test_repeated_texts_cost_no_analysis(
     await setup.create_topics()
     w = start(setup, tmp_path, workers)
     unique = 5_000
-    values = [event(f"u{i}", text(i)) for i in range(unique)]
+    # Texts of their own: Redis is shared by the session's tests.
+    salt = setup.name
+    values = [event(f"u{i}", f"{salt} {text(i)}") for i in range(unique)]
     # Each repeat follows its original by a while, interleaved with other events.
-    values += [event(f"r{i}", text(i)) for i in range(unique)]
+    values += [event(f"r{i}", f"{salt} {text(i)}") for i in range(unique)]
     await produce(setup.bootstrap, setup.raw_topic, values)
     records = await consume(
         setup.bootstrap, setup.output_topic, expect=2 * unique, timeout=600, idle_after_expect=2
