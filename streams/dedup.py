@@ -114,8 +114,15 @@ class RedisDedupStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import redis.asyncio as redis_asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         kwargs: dict[str, Any] = {
+            # After a Redis restart the pooled connections are dead; one immediate retry
+            # on a fresh connection keeps that from looking like an outage.
+            "retry": Retry(NoBackoff(), 1),
+            "retry_on_error": [RedisConnectionError],
             "socket_timeout": op_timeout_s,
             "socket_connect_timeout": op_timeout_s,
             "retry_on_timeout": False,
