@@ -265,6 +265,11 @@ def env_name(field_name: str) -> str:
     return f"CONTENTSTREAM_{field_name.upper()}"
 
 
+def env_names() -> set[str]:
+    """Every environment variable a Settings field reads."""
+    return {env_name(name) for name in Settings.model_fields}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit overrides (for the CLI and tests)."""
     return Settings(**overrides)  # type: ignore[arg-type]

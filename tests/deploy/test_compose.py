@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from streams.settings import Settings
+from streams.settings import env_names as setting_env_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -49,19 +49,6 @@ def contentstream_services(compose: dict[str, Any]) -> dict[str, Service]:
         for name, service in compose["services"].items()
         if "build" in service or str(service.get("image", "")).startswith("contentstream:")
     }
-
-
-def setting_env_names() -> set[str]:
-    names: set[str] = set()
-    for field_name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(choice for choice in alias.choices if isinstance(choice, str))
-        elif isinstance(alias, str):
-            names.add(alias)
-        else:
-            names.add(f"CONTENTSTREAM_{field_name.upper()}")
-    return names
 
 
 def test_compose_file_matches_the_compose_spec() -> None:

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from pydantic import AliasChoices
 
 from streams.settings import Settings
+from streams.settings import env_names as setting_env_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -76,19 +76,6 @@ def stages() -> list[list[Instruction]]:
 
 def _all(stage: list[Instruction], keyword: str) -> list[str]:
     return [i.args for i in stage if i.keyword == keyword]
-
-
-def setting_env_names() -> set[str]:
-    names: set[str] = set()
-    for field_name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(choice for choice in alias.choices if isinstance(choice, str))
-        elif isinstance(alias, str):
-            names.add(alias)
-        else:
-            names.add(f"CONTENTSTREAM_{field_name.upper()}")
-    return names
 
 
 def test_hadolint_finds_nothing() -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from streams.settings import Settings
+from streams.settings import env_names as setting_env_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "deploy" / "helm" / "contentstream"
@@ -94,20 +94,6 @@ def container(manifests: dict[tuple[str, str], Manifest]) -> Manifest:
     assert len(containers) == 1
     result: Manifest = containers[0]
     return result
-
-
-def setting_env_names() -> set[str]:
-    """Every environment variable name Settings reads."""
-    names: set[str] = set()
-    for field_name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(choice for choice in alias.choices if isinstance(choice, str))
-        elif isinstance(alias, str):
-            names.add(alias)
-        else:
-            names.add(f"CONTENTSTREAM_{field_name.upper()}")
-    return names
 
 
 # ---------------------------------------------------------------------------- lint
