@@ -15,6 +15,7 @@ import faust
 from faust.types import EventT
 
 from streams.records import Headers, InputRecord
+from streams.security import faust_broker_kwargs
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,8 @@ class FaustSink:
         )
 
 
-def broker_urls(settings: Settings) -> list[str]:
-    return [f"kafka://{server}" for server in settings.bootstrap_servers]
-
-
 def create_app(settings: Settings, *, extra: dict[str, Any] | None = None) -> faust.App:
     conf: dict[str, Any] = {
-        "broker": broker_urls(settings),
         "value_serializer": "raw",
         "key_serializer": "raw",
         "web_enabled": False,
@@ -64,12 +60,7 @@ def create_app(settings: Settings, *, extra: dict[str, Any] | None = None) -> fa
         # for acks of events that were never started would hang shutdown forever.
         "stream_wait_empty": False,
     }
-    try:
-        from streams.security import faust_broker_kwargs
-
-        conf.update(faust_broker_kwargs(settings))
-    except ImportError:  # pragma: no cover - security module ships with the package
-        pass
+    conf.update(faust_broker_kwargs(settings))  # broker URLs and credentials
     conf.update(extra or {})
     return faust.App(settings.app_id, **conf)
 

@@ -135,9 +135,9 @@ class EventProcessor:
     ) -> Outcome:
         analyses = tuple(event.analyses) if event.analyses else self.config.default_analyses
         chash = content_hash(event.text)
-        dkey = dedup_key(chash, [a.value for a in analyses], self._versions())
 
         if self._dedup is not None:
+            dkey = dedup_key(chash, [a.value for a in analyses], self._versions())
             stored = await self._dedup.get(dkey)
             if stored is None and dkey in self._analysing:
                 # The same text is being analysed for an earlier event right now:

@@ -60,9 +60,6 @@ class WorkerRuntime:
     def draining(self) -> bool:
         return self._draining.is_set()
 
-    def oldest_in_flight(self, tp: tuple[str, int]) -> int | None:
-        return self._tracker.oldest(tp)
-
     async def submit(self, record: InputRecord, token: Any, ack: Ack) -> None:
         """Start processing ``record``; ``ack(token)`` is called once it may be committed."""
         if self._draining.is_set():

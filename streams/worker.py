@@ -28,6 +28,7 @@ from streams.pipeline_config import pipeline_config
 from streams.processor import EventProcessor, ProcessorConfig
 from streams.records import RecordSink
 from streams.runtime import WorkerRuntime
+from streams.security import redis_client_kwargs
 from streams.settings import Settings
 from streams.transactions import TransactionalFaustSink, guard_commits
 
@@ -56,18 +57,11 @@ def make_dedup(settings: Settings, metrics: WorkerMetrics) -> DedupStore | None:
     if settings.dedup_policy == "off":
         return None
     if settings.redis_url:
-        kwargs: dict[str, Any] = {}
-        try:
-            from streams.security import redis_client_kwargs
-
-            kwargs = redis_client_kwargs(settings)
-        except ImportError:  # pragma: no cover
-            pass
         return BatchingDedupStore(
             RedisDedupStore(
                 settings.redis_url,
                 ttl_s=settings.dedup_ttl_s,
-                client_kwargs=kwargs,
+                client_kwargs=redis_client_kwargs(settings),
                 on_unavailable=metrics.dedup_unavailable.inc,
             )
         )

@@ -27,9 +27,16 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services import ServiceEndpoints
-from worker_harness import REPO_ROOT, StreamSetup, WorkerProcess, event, free_port, produce
+from worker_harness import (
+    REPO_ROOT,
+    StreamSetup,
+    WorkerProcess,
+    event,
+    free_port,
+    produce,
+    set_max_message_bytes,
+)
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = [
@@ -148,17 +155,6 @@ def processes() -> Iterator[list[Any]]:
             p.stop()
         else:
             p.stop_quietly()
-
-
-async def set_max_message_bytes(bootstrap: str, topic: str, limit: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": limit})]
-        )
-    finally:
-        await admin.close()
 
 
 async def true_backlog(setup: StreamSetup) -> int:

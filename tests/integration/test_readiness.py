@@ -16,26 +16,13 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services import ServiceEndpoints
-from worker_harness import StreamSetup, WorkerProcess, event
+from worker_harness import StreamSetup, WorkerProcess, event, set_max_message_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 OPEN_LIMIT = str(16 * 1024 * 1024)
 CLOSED_LIMIT = "100"  # bytes: smaller than any AnalysisResult
-
-
-async def set_max_message_bytes(bootstrap: str, topic: str, limit: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": limit})]
-        )
-    finally:
-        await admin.close()
 
 
 async def produce_to_partition(

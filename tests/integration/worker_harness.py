@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,18 @@ class StreamSetup:
             )
         finally:
             await admin.close()
+
+
+async def set_max_message_bytes(bootstrap: str, topic: str, limit: str) -> None:
+    """Change a topic's record size limit (tests use it to make publishing fail)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": limit})]
+        )
+    finally:
+        await admin.close()
 
 
 class WorkerProcess:
