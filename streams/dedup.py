@@ -246,10 +246,22 @@ class BatchingDedupStore:
 
     Hundreds of events are in flight at once; one round trip each would make Redis the
     worker's main cost. Requests wait at most ``max_wait_s`` (or until ``max_batch``).
+    Values stored by this worker are also kept in a small local map, so a lookup never
+    misses a value that was handed to ``put`` before the lookup's answer arrived (the
+    batched write may not have reached Redis yet).
     """
 
-    def __init__(self, store: Any, *, max_batch: int = 256, max_wait_s: float = 0.001) -> None:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        max_batch: int = 256,
+        max_wait_s: float = 0.001,
+        recent_entries: int = 4096,
+    ) -> None:
         self._store = store
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_max = recent_entries
         self.kind = getattr(store, "kind", "batched")
         self._max_batch = max_batch
         self._max_wait = max_wait_s
@@ -275,6 +287,10 @@ class BatchingDedupStore:
 
     async def put(self, key: str, value: bytes) -> None:
         loop = asyncio.get_running_loop()
+        self._recent[key] = value
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
         self._puts.append((key, value))
         if len(self._puts) >= self._max_batch:
             self._flush_puts()
@@ -308,9 +324,9 @@ class BatchingDedupStore:
         except Exception:  # stores never raise by contract; be safe anyway
             log.debug("dedup lookup failed", exc_info=True)
             values = [None] * len(batch)
-        for (_, fut), value in zip(batch, values, strict=True):
+        for (key, fut), value in zip(batch, values, strict=True):
             if not fut.done():
-                fut.set_result(value)
+                fut.set_result(value if value is not None else self._recent.get(key))
 
     async def close(self) -> None:
         self._flush_gets()
