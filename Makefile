@@ -43,10 +43,12 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# The check runs from / so that the checkout itself is not on sys.path: only the
+# installed (editable) package may answer the import.
 install-python: $(STAMP)
-	@$(PY) -c 'import streams, analyzers, schemas, pathlib, sys; \
-	  sys.exit(0 if pathlib.Path(streams.__file__).resolve().parent.parent == pathlib.Path.cwd().resolve() else 1)' \
-	  || $(PIP) install --quiet --no-deps -e .
+	@(cd / && $(PY) -c 'import streams, pathlib, sys; \
+	  sys.exit(0 if pathlib.Path(streams.__file__).resolve().parent.parent == pathlib.Path(sys.argv[1]).resolve() else 1)' \
+	  "$(CURDIR)" 2>/dev/null) || $(PIP) install --quiet --no-deps -e .
 
 install-system: ## Kafka jars (Maven), redis-server and prometheus (apt)
 	$(SERVICES) install

@@ -18,11 +18,22 @@ from analyzers.pipeline import AnalysisRequest
 from schemas.errors import StageTimeout
 from streams.analysis_pool import AnalysisPool, OutputFields
 
+Outcome = OutputFields | BaseException
+# Receives (index, outcome) pairs, one call per finished pool batch: a whole fetched
+# batch of events needs no future per event.
+Deliver = Callable[[list[tuple[int, Outcome]]], None]
+
 
 @dataclass(slots=True)
 class _Pending:
     request: AnalysisRequest
-    future: asyncio.Future[OutputFields]
+    future: asyncio.Future[OutputFields] | None = None
+    deliver: Deliver | None = None
+    index: int = 0
+
+    @property
+    def settled(self) -> bool:
+        return self.future is not None and self.future.done()
 
 
 class AnalysisBatcher:
@@ -49,6 +60,16 @@ class AnalysisBatcher:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[OutputFields] = loop.create_future()
         self._pending.append(_Pending(request, fut))
+        self._schedule(loop)
+        return await fut
+
+    def submit_many(self, requests: list[tuple[int, AnalysisRequest]], deliver: Deliver) -> None:
+        """Queue many requests; ``deliver`` gets each ``(index, outcome)`` as pool
+        batches finish (an outcome is the output fields or the exception)."""
+        self._pending.extend(_Pending(r, deliver=deliver, index=i) for i, r in requests)
+        self._schedule(asyncio.get_running_loop())
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if len(self._pending) >= self._max_batch:
             self._dispatch(full_only=True)
         if self._pending and self._running < self._pool.size:
@@ -58,7 +79,6 @@ class AnalysisBatcher:
             elif self._timer is None:
                 self._timer = loop.call_later(self._max_wait, self._on_timer)
         # Every process busy: the batch keeps growing until one finishes (_run).
-        return await fut
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -88,7 +108,7 @@ class AnalysisBatcher:
                 self._dispatch(full_only=False)
 
     async def _run(self, batch: list[_Pending]) -> None:
-        live = [p for p in batch if not p.future.done()]
+        live = [p for p in batch if not p.settled]
         if not live:
             return
         if self._on_batch is not None:
@@ -104,12 +124,9 @@ class AnalysisBatcher:
             await asyncio.gather(*(self._run([p]) for p in live))
             return
         except Exception as exc:
-            for p in live:
-                _fail(p, exc)
+            _settle([(p, exc) for p in live])
             return
-        for p, out in zip(live, outputs, strict=True):
-            if not p.future.done():
-                p.future.set_result(out)
+        _settle(list(zip(live, outputs, strict=True)))
 
     async def close(self) -> None:
         self._dispatch(full_only=False)
@@ -119,5 +136,18 @@ class AnalysisBatcher:
 
 
 def _fail(p: _Pending, exc: BaseException) -> None:
-    if not p.future.done():
-        p.future.set_exception(exc)
+    _settle([(p, exc)])
+
+
+def _settle(outcomes: list[tuple[_Pending, Outcome]]) -> None:
+    by_receiver: dict[Deliver, list[tuple[int, Outcome]]] = {}
+    for p, outcome in outcomes:
+        if p.deliver is not None:
+            by_receiver.setdefault(p.deliver, []).append((p.index, outcome))
+        elif p.future is not None and not p.future.done():
+            if isinstance(outcome, BaseException):
+                p.future.set_exception(outcome)
+            else:
+                p.future.set_result(outcome)
+    for deliver, items in by_receiver.items():
+        deliver(items)

@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -34,6 +33,14 @@ from streams.decoding import EventDecoder
 from streams.dedup import DedupStore, dedup_key
 from streams.metrics import WorkerMetrics
 from streams.records import InputRecord, RecordSink
+from streams.results import (
+    build_result,
+    produced_at_s,
+    result_key,
+    reuse_result,
+    timeout_fields,
+    worth_remembering,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +62,6 @@ class ProcessorConfig:
     dedup_policy: str = "reuse"  # reuse | drop | off
     max_attempts: int = 3
     retry_backoff_s: float = 0.2
-
-
-def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.isoformat()
-
-
-def result_key(event_id: Any) -> bytes:
-    return str(event_id).encode("utf-8")
 
 
 class EventProcessor:
@@ -147,7 +142,7 @@ class EventProcessor:
                 self._metrics.dedup_hits.inc()
                 if self.config.dedup_policy == "drop":
                     return Outcome.DROPPED
-                value = self._reuse(stored, event)
+                value = reuse_result(stored, event)
                 await self._publish(key, value, previous, event)
                 return Outcome.DUPLICATE
             self._metrics.dedup_misses.inc()
@@ -194,17 +189,12 @@ class EventProcessor:
             return await self._dead_letter(record, exc, stage=exc.stage or "analysis"), None
 
         self._metrics.observe_stages(fields.get("timings_ms", {}))
-        result = self._build_result(event, chash, analyses, fields)
+        result = build_result(event, chash, analyses, fields)
         value = orjson.dumps(result)
         await self._publish(key, value, previous, event)
         if not result["errors"]:
             return Outcome.OK, value
-        # A stage that failed deterministically fails the same way next time, so that
-        # analysis is worth remembering; a timeout or an outage might not recur.
-        transient = {ErrorCode.STAGE_TIMEOUT.value, ErrorCode.SERVICE_UNAVAILABLE.value}
-        if any(e["code"] in transient for e in result["errors"]):
-            return Outcome.PARTIAL, None
-        return Outcome.PARTIAL, value
+        return Outcome.PARTIAL, value if worth_remembering(result) else None
 
     async def _analyze_with_retries(
         self, request: AnalysisRequest, record: InputRecord
@@ -218,7 +208,7 @@ class EventProcessor:
             except StageTimeout as exc:
                 # A hang is a property of the text: retrying would hold its partition
                 # hostage again. Publish what we know, with the reason.
-                return _timeout_fields(request, exc)
+                return timeout_fields(request, exc)
             except ContentStreamError as exc:
                 if not exc.retriable or attempt >= self.config.max_attempts:
                     if exc.retriable:
@@ -243,45 +233,6 @@ class EventProcessor:
             )
             await asyncio.sleep(delay * (0.5 + random.random()))
 
-    def _build_result(
-        self,
-        event: ContentEvent,
-        chash: str,
-        analyses: tuple[AnalysisName, ...],
-        fields: dict[str, Any],
-    ) -> dict[str, Any]:
-        return {
-            "schema_version": 1,
-            "id": event.id,
-            "content_hash": chash,
-            "source": event.source,
-            "tenant": event.tenant,
-            "language": fields.get("language"),
-            "sentiment": fields.get("sentiment"),
-            "keywords": fields.get("keywords"),
-            "summary": fields.get("summary"),
-            "entities": fields.get("entities"),
-            "errors": fields.get("errors", []),
-            "duplicate_of": None,
-            "metadata": event.metadata,
-            "timings_ms": fields.get("timings_ms", {}),
-            "analyzer_versions": fields.get("analyzer_versions", {}),
-            "produced_at": _iso(event.produced_at),
-            "processed_at": datetime.now(UTC).isoformat(),
-        }
-
-    def _reuse(self, stored: bytes, event: ContentEvent) -> bytes:
-        result = orjson.loads(stored)
-        result["duplicate_of"] = result.get("duplicate_of") or result["id"]
-        result["id"] = event.id
-        result["source"] = event.source
-        result["tenant"] = event.tenant
-        result["metadata"] = event.metadata
-        result["timings_ms"] = {}
-        result["produced_at"] = _iso(event.produced_at)
-        result["processed_at"] = datetime.now(UTC).isoformat()
-        return orjson.dumps(result)
-
     async def _publish(
         self,
         key: bytes,
@@ -292,11 +243,9 @@ class EventProcessor:
         if previous is not None:
             await previous
         await self._sink.send(self.config.output_topic, key, value, [])
-        if event.produced_at is not None:
-            produced = event.produced_at
-            if produced.tzinfo is None:
-                produced = produced.replace(tzinfo=UTC)
-            self._metrics.end_to_end_latency.observe(max(0.0, time.time() - produced.timestamp()))
+        produced = produced_at_s(event)
+        if produced is not None:
+            self._metrics.end_to_end_latency.observe(max(0.0, time.time() - produced))
 
     async def _dead_letter(
         self, record: InputRecord, error: ContentStreamError, *, stage: str
@@ -304,14 +253,3 @@ class EventProcessor:
         await self._dead_letters.publish(record, error, stage=stage)
         self._metrics.dead_letters.labels(code=error.code.value).inc()
         return Outcome.DEAD_LETTERED
-
-
-def _timeout_fields(request: AnalysisRequest, exc: StageTimeout) -> dict[str, Any]:
-    return {
-        "language": request.language_hint,
-        "errors": [
-            {"stage": exc.stage or "analysis", "code": exc.code.value, "message": exc.message}
-        ],
-        "timings_ms": {},
-        "analyzer_versions": {},
-    }

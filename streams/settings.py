@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="Scheduling niceness of analyzer processes, so the event loop wins "
         "the CPU (heartbeats) when cores are short.",
     )
+    engine: Literal["batch", "faust"] = Field(
+        default="batch",
+        description="batch: an aiokafka consumer that processes each polled batch as a "
+        "unit (fast); faust: a Faust agent, one event at a time. exactly_once always "
+        "runs on faust (its per-partition transactional producers).",
+    )
     in_flight_limit: int = Field(
         default=256, ge=1, description="Events being processed at once by one worker."
     )
@@ -247,6 +253,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def effective_engine(self) -> Literal["batch", "faust"]:
+        return "faust" if self.processing_guarantee == "exactly_once" else self.engine
 
     @property
     def effective_pool_processes(self) -> int:

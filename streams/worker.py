@@ -1,8 +1,15 @@
-"""Assembles a running worker: Faust app, analyzer pool, processor, HTTP, shutdown."""
+"""Assembles a running worker: engine, analyzer pool, processor, HTTP, shutdown.
+
+Two engines share everything but the consuming loop (``CONTENTSTREAM_ENGINE``):
+``batch`` (default, streams/batch_engine.py) polls with aiokafka and processes each
+polled batch as a unit; ``faust`` runs a Faust agent that hands events one by one to
+streams/runtime.py. ``exactly_once`` always runs on Faust.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import logging
@@ -18,9 +25,17 @@ from analyzers.factory import build_pipeline
 from schemas.errors import ConfigurationError
 from streams.analysis_batcher import AnalysisBatcher
 from streams.analysis_pool import AnalysisPool
+from streams.batch_engine import BatchEngine
+from streams.batch_processor import BatchProcessor
 from streams.dead_letters import DeadLetterPublisher
 from streams.decoding import EventDecoder
-from streams.dedup import BatchingDedupStore, DedupStore, LruDedupStore, RedisDedupStore
+from streams.dedup import (
+    BatchingDedupStore,
+    BulkDedupStore,
+    DedupStore,
+    LruDedupStore,
+    RedisDedupStore,
+)
 from streams.faust_app import FaustSink, create_app, declare_topics, to_record
 from streams.health import LoopLagProbe, WorkerHealth
 from streams.metrics import WorkerMetrics
@@ -53,19 +68,29 @@ def resolve_pipeline_factory(settings: Settings) -> Callable[[], Any]:
     return functools.partial(factory, config)
 
 
-def make_dedup(settings: Settings, metrics: WorkerMetrics) -> DedupStore | None:
+def make_bulk_dedup(settings: Settings, metrics: WorkerMetrics) -> BulkDedupStore | None:
+    """The dedup store, taking whole batches of keys (the batch engine's)."""
     if settings.dedup_policy == "off":
         return None
     if settings.redis_url:
-        return BatchingDedupStore(
-            RedisDedupStore(
-                settings.redis_url,
-                ttl_s=settings.dedup_ttl_s,
-                client_kwargs=redis_client_kwargs(settings),
-                on_unavailable=metrics.dedup_unavailable.inc,
-            )
+        return RedisDedupStore(
+            settings.redis_url,
+            ttl_s=settings.dedup_ttl_s,
+            client_kwargs=redis_client_kwargs(settings),
+            on_unavailable=metrics.dedup_unavailable.inc,
         )
     return LruDedupStore(max_entries=settings.dedup_lru_size, ttl_s=settings.dedup_ttl_s)
+
+
+def make_dedup(settings: Settings, metrics: WorkerMetrics) -> DedupStore | None:
+    """The dedup store for one event at a time (the Faust engine's): concurrent
+    lookups are coalesced into one round trip."""
+    store = make_bulk_dedup(settings, metrics)
+    if isinstance(store, RedisDedupStore):
+        return BatchingDedupStore(store)
+    if isinstance(store, LruDedupStore):
+        return store
+    return None
 
 
 class ContentWorker:
@@ -73,18 +98,10 @@ class ContentWorker:
 
     def __init__(self, settings: Settings, *, pipeline_factory: Any = None) -> None:
         self.settings = settings
+        self.engine_name = settings.effective_engine
         self.metrics = WorkerMetrics()
         self.metrics.in_flight_limit.set(settings.in_flight_limit)
-        self.app = create_app(settings)
-        self.raw_topic, self.output_topic, self.dlq_topic = declare_topics(self.app, settings)
         factory = pipeline_factory or resolve_pipeline_factory(settings)
-        if settings.processing_guarantee == "at_least_once":
-            # Faust enables the idempotent producer only inside transactions; without it a
-            # retried send after a lost acknowledgement can write a result twice.
-            self.app.producer._settings_extra = lambda: {  # type: ignore[attr-defined]
-                "acks": "all",
-                "enable_idempotence": True,
-            }
         self.pool = AnalysisPool(
             factory,
             processes=settings.effective_pool_processes,
@@ -99,20 +116,121 @@ class ContentWorker:
             timeout_s=settings.stage_timeout_s,
             on_batch=self._observe_batch,
         )
+        self.processor_config = ProcessorConfig(
+            output_topic=settings.output_topic,
+            default_analyses=settings.analyses,
+            dedup_policy=settings.dedup_policy,
+            max_attempts=settings.max_attempts,
+        )
+        self.decoder = EventDecoder(
+            max_payload_bytes=settings.max_payload_bytes,
+            max_text_chars=settings.max_text_chars,
+        )
+        self._ready = asyncio.Event()
+        self._http: Any = None
+        self._assigned: set[tuple[str, int]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self.web_port = settings.web_port
+        self.loop_probe = LoopLagProbe(self.metrics)
+        self.stuck_partitions: Callable[[], list[str]] = list
+        self.health = WorkerHealth(
+            probe=self.loop_probe,
+            analyzers_ready=lambda: self._ready.is_set(),
+            assigned_partitions=lambda: len(self._assigned),
+            stuck_partitions=lambda: self.stuck_partitions(),
+        )
+        self.dedup: DedupStore | BulkDedupStore | None
+        if self.engine_name == "faust":
+            self._build_faust()
+        else:
+            self._build_batch()
+
+    # ------------------------------------------------------------------ batch engine
+
+    def _build_batch(self) -> None:
+        self.dedup = make_bulk_dedup(self.settings, self.metrics)
+        self.batch_processor = BatchProcessor(
+            config=self.processor_config,
+            decoder=self.decoder,
+            analysis=self.batcher,
+            publisher=_NotStarted(),
+            dead_letter_topic=self.settings.dead_letter_topic,
+            max_peek_bytes=self.settings.max_payload_bytes,
+            dedup=self.dedup,
+            metrics=self.metrics,
+            analyzer_versions=lambda: self.pool.versions,
+        )
+        self.engine = BatchEngine(
+            self.settings,
+            self.batch_processor,
+            on_assigned=self._partitions_assigned,
+            on_revoked=self._partitions_revoked,
+            on_in_flight=self.metrics.in_flight.set,
+        )
+
+    async def serve(self) -> int:
+        """Run the batch engine until SIGTERM/SIGINT, then drain; the exit status.
+
+        A second signal exits at once (status 1)."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        received: list[signal.Signals] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            if received:
+                log.warning("second %s: exiting now", sig.name)
+                sys.stderr.flush()
+                os._exit(1)
+            received.append(sig)
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self.start_runtime()
+            await self.engine.start()
+            run = asyncio.ensure_future(self.engine.run())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if run.done() and run.exception() is not None:
+                log.error("consumer loop failed", exc_info=run.exception())
+                return 1
+            name = received[0].name if received else "stop"
+            log.info(
+                "%s received: finishing %d in-flight event(s) (deadline %.0fs)",
+                name,
+                self.engine.in_flight,
+                self.settings.shutdown_timeout_s,
+            )
+            await self.engine.drain(self.settings.shutdown_timeout_s)
+            run.cancel()
+            with contextlib.suppress(BaseException):
+                await run
+            return 0
+        finally:
+            await self.engine.stop()
+            await self.shutdown()
+
+    # ------------------------------------------------------------------ Faust engine
+
+    def _build_faust(self) -> None:
+        settings = self.settings
+        self.app = create_app(settings)
+        self.raw_topic, self.output_topic, self.dlq_topic = declare_topics(self.app, settings)
+        if settings.processing_guarantee == "at_least_once":
+            # Faust enables the idempotent producer only inside transactions; without it a
+            # retried send after a lost acknowledgement can write a result twice.
+            self.app.producer._settings_extra = lambda: {  # type: ignore[attr-defined]
+                "acks": "all",
+                "enable_idempotence": True,
+            }
         self._commit_lock = asyncio.Lock()
         sink: RecordSink = FaustSink(self.app)
         self.dedup = make_dedup(settings, self.metrics)
         self.processor = EventProcessor(
-            config=ProcessorConfig(
-                output_topic=settings.output_topic,
-                default_analyses=settings.analyses,
-                dedup_policy=settings.dedup_policy,
-                max_attempts=settings.max_attempts,
-            ),
-            decoder=EventDecoder(
-                max_payload_bytes=settings.max_payload_bytes,
-                max_text_chars=settings.max_text_chars,
-            ),
+            config=self.processor_config,
+            decoder=self.decoder,
             analyze=self.batcher.analyze,
             sink=sink,
             dead_letters=DeadLetterPublisher(
@@ -131,18 +249,6 @@ class ContentWorker:
             self.runtime.exactly_once = True
             eos_sink = TransactionalFaustSink(self.app, self.runtime.turns, self._commit_lock)
             self.processor.use_sink(eos_sink)
-        self._ready = asyncio.Event()
-        self._http: Any = None
-        self._assigned: set[tuple[str, int]] = set()
-        self.web_port = settings.web_port
-        self.loop_probe = LoopLagProbe(self.metrics)
-        self.stuck_partitions: Callable[[], list[str]] = list
-        self.health = WorkerHealth(
-            probe=self.loop_probe,
-            analyzers_ready=lambda: self._ready.is_set(),
-            assigned_partitions=lambda: len(self._assigned),
-            stuck_partitions=lambda: self.stuck_partitions(),
-        )
         self._register()
 
     def _register(self) -> None:
@@ -165,17 +271,28 @@ class ContentWorker:
         async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
             gone = {(tp.topic, tp.partition) for tp in revoked}
             runtime.forget_partitions(gone)
-            self._assigned -= gone
+            self._partitions_revoked(gone)
 
         async def on_assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
-            self.metrics.rebalances.inc()
-            self._assigned = {
-                (tp.topic, tp.partition) for tp in assigned if tp.topic == self.settings.input_topic
-            }
-            self.metrics.assigned_partitions.set(len(self._assigned))
+            self._partitions_assigned({(tp.topic, tp.partition) for tp in assigned})
 
         app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ shared
+
+    def _partitions_assigned(self, tps: set[tuple[str, int]]) -> None:
+        self.metrics.rebalances.inc()
+        self._assigned = {tp for tp in tps if tp[0] == self.settings.input_topic}
+        self.metrics.assigned_partitions.set(len(self._assigned))
+
+    def _partitions_revoked(self, tps: set[tuple[str, int]]) -> None:
+        self._assigned -= tps
+        self.metrics.assigned_partitions.set(len(self._assigned))
+
+    @property
+    def in_flight(self) -> int:
+        return self.engine.in_flight if self.engine_name == "batch" else self.runtime.in_flight
 
     def _observe_batch(self, size: int) -> None:
         self.metrics.analysis_batch_size.observe(size)
@@ -195,7 +312,7 @@ class ContentWorker:
         return set(self._assigned)
 
     async def start_runtime(self) -> None:
-        if self.settings.processing_guarantee == "exactly_once":
+        if self.engine_name == "faust" and self.settings.processing_guarantee == "exactly_once":
             guard_commits(self.app.consumer, self._commit_lock)
         self.loop_probe.start()
         # --- operations (streams/lag_monitor.py, streams/logging_setup.py) -------------
@@ -204,7 +321,10 @@ class ContentWorker:
 
         configure_logging(self.settings)  # Faust's Worker replaced the handlers
         self.lag_monitor = LagMonitor.for_worker(self)
-        self.app.add_future(self.lag_monitor.run())  # cancelled and joined when the app stops
+        if self.engine_name == "faust":
+            self.app.add_future(self.lag_monitor.run())  # cancelled and joined by Faust
+        else:
+            self._background.add(asyncio.ensure_future(self.lag_monitor.run()))
         self.stuck_partitions = self.lag_monitor.stuck
         self.health.broker_connected = self.lag_monitor.broker_connected
         # --- end operations ------------------------------------------------------------
@@ -218,6 +338,11 @@ class ContentWorker:
         self._http = await start_http_server(self)
 
     async def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(BaseException):
+                await task
         await self.batcher.close()
         await self.pool.close()
         if self.dedup is not None:
@@ -262,7 +387,7 @@ class GracefulWorker(faust.Worker):
         log.info(
             "%s received: finishing %d in-flight event(s) (deadline %.0fs)",
             sig.name,
-            cw.runtime.in_flight,
+            cw.in_flight,
             cw.settings.shutdown_timeout_s,
         )
         await cw.runtime.drain(cw.settings.shutdown_timeout_s)
@@ -287,6 +412,8 @@ def run_worker(settings: Settings) -> None:
             await ensure_topics(settings)
 
     asyncio.run(prepare())
+    if settings.effective_engine == "batch":
+        sys.exit(asyncio.run(_serve(settings)))
     worker = ContentWorker(settings)
     GracefulWorker(
         worker,
@@ -294,3 +421,13 @@ def run_worker(settings: Settings) -> None:
         redirect_stdouts=False,
         logging_config=logging_config(settings),
     ).execute_from_commandline()
+
+
+async def _serve(settings: Settings) -> int:
+    worker = ContentWorker(settings)  # inside the loop: asyncio objects bind to it
+    return await worker.serve()
+
+
+class _NotStarted:
+    async def publish(self, messages: list[Any]) -> None:
+        raise RuntimeError("the batch engine has not started its producer")

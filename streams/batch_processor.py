@@ -1,0 +1,539 @@
+"""What happens to one fetched batch of raw records: decode, dedup, analyse, publish.
+
+The batch engine (streams/batch_engine.py) hands over everything one poll returned.
+Per-event work is plain Python over lists; the costly steps happen once per batch: one
+Redis MGET, analysis requests queued together, results published as soon as each pool
+batch finishes (so a hung analysis holds back only its own events), one Redis pipeline
+for the analyses worth remembering.
+
+Guarantees, as the per-event processor (streams/processor.py) gives them:
+- every record ends as a result, a partial result, a reused analysis, a deliberate drop
+  (dedup policy ``drop``) or a dead letter; :meth:`BatchProcessor.process` returns once
+  all of its outputs are acknowledged by Kafka, and never raises for a bad event;
+- results of one event id leave in the order the events arrived, across batches;
+- a text is analysed once even when repeats of it are in flight at the same time: the
+  first claims it, later ones (in this batch or later batches) reuse its result.
+  Claims only ever point from a later batch to an earlier one, because batches
+  register them in arrival order, so waiting on a claim cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from analyzers.pipeline import AnalysisRequest
+from schemas.content_hash import content_hash
+from schemas.errors import AnalysisFailed, ContentStreamError, EventRejected, StageTimeout
+from schemas.events import AnalysisName, ContentEvent
+from streams.analysis_batcher import Deliver
+from streams.analysis_batcher import Outcome as AnalysisOutcome
+from streams.dead_letters import build_dead_letter
+from streams.decoding import EventDecoder
+from streams.dedup import BulkDedupStore, dedup_key
+from streams.metrics import WorkerMetrics
+from streams.processor import Outcome, ProcessorConfig
+from streams.records import Headers, InputRecord
+from streams.results import (
+    build_result,
+    produced_at_s,
+    result_key,
+    reuse_result,
+    timeout_fields,
+    worth_remembering,
+)
+
+log = logging.getLogger(__name__)
+
+# Longest stretch the intake of one batch keeps the event loop (heartbeats, /healthz).
+INTAKE_SLICE_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+class Publisher(Protocol):
+    """Sends records in order; returns once Kafka acknowledged all, raises if not."""
+
+    async def publish(self, messages: list[Outgoing]) -> None: ...
+
+
+class AnalysisQueue(Protocol):
+    def submit_many(
+        self, requests: list[tuple[int, AnalysisRequest]], deliver: Deliver
+    ) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    index: int
+    record: InputRecord
+    event: ContentEvent | None = None
+    analyses: tuple[AnalysisName, ...] = ()
+    chash: str = ""
+    dkey: str | None = None
+    # Per event id: done once this item's output is acknowledged (or it has none).
+    turn: asyncio.Future[None] | None = None
+    after: asyncio.Future[None] | None = None  # the turn of the previous same-id event
+    claim: asyncio.Future[bytes | None] | None = None  # set when this item claimed dkey
+    awaits: asyncio.Future[bytes | None] | None = None  # an earlier batch's claim
+    followers: list[_Item] = field(default_factory=list)
+    attempts: int = 0
+    remember: bool = False  # its result may be reused for a repeat of its text
+
+    def request(self) -> AnalysisRequest:
+        assert self.event is not None
+        return AnalysisRequest(
+            text=self.event.text,
+            analyses=frozenset(self.analyses),
+            language_hint=self.event.language,
+        )
+
+
+# What one item becomes: a message (or None for a deliberate drop) and an outcome.
+_Output = tuple[_Item, Outgoing | None, Outcome]
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        config: ProcessorConfig,
+        decoder: EventDecoder,
+        analysis: AnalysisQueue,
+        publisher: Publisher,
+        dead_letter_topic: str,
+        max_peek_bytes: int,
+        dedup: BulkDedupStore | None,
+        metrics: WorkerMetrics,
+        analyzer_versions: Callable[[], dict[str, str]],
+        recent_entries: int = 8192,
+        publish_backoff_s: float = 0.5,
+        max_publish_backoff_s: float = 10.0,
+    ) -> None:
+        self.config = config
+        self._decoder = decoder
+        self._analysis = analysis
+        self._publisher = publisher
+        self._dlq_topic = dead_letter_topic
+        self._max_peek = max_peek_bytes
+        self._dedup = dedup if config.dedup_policy != "off" else None
+        self._metrics = metrics
+        self._versions = analyzer_versions
+        self._backoff = publish_backoff_s
+        self._max_backoff = max_publish_backoff_s
+        self._key_tails: dict[bytes, asyncio.Future[None]] = {}
+        self._analysing: dict[str, asyncio.Future[bytes | None]] = {}
+        # Analyses this worker stored lately: a repeat right after the first is served
+        # without a Redis round trip, and never misses a store still on its way.
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_max = recent_entries
+        self._registered: asyncio.Future[None] | None = None
+        self._intake = asyncio.Lock()
+
+    def use_publisher(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+
+    # ------------------------------------------------------------------ the batch
+
+    async def process(self, records: list[InputRecord]) -> Counter[Outcome]:
+        """Handle ``records`` (in arrival order); returns the count of each outcome."""
+        outcomes: Counter[Outcome] = Counter()
+        items = [_Item(i, r) for i, r in enumerate(records)]
+        for topic, n in Counter(r.topic for r in records).items():
+            self._metrics.events_consumed.labels(topic=topic).inc(n)
+
+        try:
+            rejected, events, previous_registration, registered = await self._take_in(items)
+            try:
+                stored = await self._lookup(events)
+                if previous_registration is not None:
+                    await asyncio.shield(previous_registration)
+                to_analyse, waiting, ready = self._register(events, stored)
+            finally:
+                registered.set_result(None)
+                if self._registered is registered:
+                    self._registered = None
+
+            first: list[_Output] = [self._rejection(i, exc, "decode") for i, exc in rejected]
+            first += ready
+            publishes = [self._publish(first, outcomes)]
+            if waiting:
+                publishes.append(self._wait_for_claims(waiting, outcomes))
+            if to_analyse:
+                publishes.append(self._analyse(to_analyse, outcomes))
+            await asyncio.gather(*publishes)
+        finally:
+            self._release(items)
+        for outcome, n in outcomes.items():
+            self._metrics.events_finished.labels(outcome=outcome.value).inc(n)
+        return outcomes
+
+    async def _take_in(
+        self, items: list[_Item]
+    ) -> tuple[
+        list[tuple[_Item, ContentStreamError]],
+        list[_Item],
+        asyncio.Future[None] | None,
+        asyncio.Future[None],
+    ]:
+        """Decode, hash and queue each item behind earlier events of its id."""
+        loop = asyncio.get_running_loop()
+        rejected: list[tuple[_Item, ContentStreamError]] = []
+        events: list[_Item] = []
+        # Batches take their turn here in arrival order (the lock is FIFO), so per-id
+        # order and claims follow arrival even though a batch of long texts yields
+        # the loop part-way (decoding and hashing cost ~0.1 ms per 1,000 characters).
+        async with self._intake:
+            started = time.perf_counter()
+            for item in items:
+                if time.perf_counter() - started > INTAKE_SLICE_S:
+                    await asyncio.sleep(0)
+                    started = time.perf_counter()
+                try:
+                    item.event = self._decoder.decode(item.record.value)
+                except EventRejected as exc:
+                    rejected.append((item, exc))
+                    continue
+                events.append(item)
+                key = result_key(item.event.id)
+                previous = self._key_tails.get(key)
+                if previous is not None and not previous.done():
+                    item.after = previous
+                item.turn = loop.create_future()
+                self._key_tails[key] = item.turn
+                item.turn.add_done_callback(self._forget_key(key))
+                item.analyses = (
+                    tuple(item.event.analyses)
+                    if item.event.analyses
+                    else self.config.default_analyses
+                )
+                item.chash = content_hash(item.event.text)
+            # Registration happens in arrival order too (see the module doc).
+            previous_registration = self._registered
+            registered: asyncio.Future[None] = loop.create_future()
+            self._registered = registered
+        return rejected, events, previous_registration, registered
+
+    def _forget_key(self, key: bytes) -> Callable[[asyncio.Future[None]], None]:
+        def forget(turn: asyncio.Future[None]) -> None:
+            if self._key_tails.get(key) is turn:
+                del self._key_tails[key]
+
+        return forget
+
+    def _release(self, items: list[_Item]) -> None:
+        """Nothing this batch holds may outlive it (also when it is cancelled)."""
+        for item in items:
+            if item.claim is not None and not item.claim.done():
+                item.claim.set_result(None)
+            if (
+                item.claim is not None
+                and item.dkey is not None
+                and self._analysing.get(item.dkey) is item.claim
+            ):
+                del self._analysing[item.dkey]
+            if item.turn is not None and not item.turn.done():
+                item.turn.set_result(None)
+
+    # ------------------------------------------------------------------ dedup
+
+    async def _lookup(self, events: list[_Item]) -> dict[str, bytes]:
+        if self._dedup is None or not events:
+            return {}
+        versions = self._versions()
+        wanted: list[str] = []
+        for item in events:
+            item.dkey = dedup_key(item.chash, [a.value for a in item.analyses], versions)
+            if item.dkey not in self._recent:
+                wanted.append(item.dkey)
+        unique = list(dict.fromkeys(wanted))
+        if not unique:
+            return {}
+        try:
+            values = await self._dedup.get_many(unique)
+        except Exception:  # stores never raise by contract; an outage means "analyse"
+            log.debug("dedup lookup failed", exc_info=True)
+            return {}
+        return {k: v for k, v in zip(unique, values, strict=True) if v is not None}
+
+    def _register(
+        self, events: list[_Item], stored: dict[str, bytes]
+    ) -> tuple[list[_Item], list[_Item], list[_Output]]:
+        """Split events into: analyse now, wait for an earlier claim, answer now."""
+        if self._dedup is None:
+            return events, [], []
+        to_analyse: list[_Item] = []
+        waiting: list[_Item] = []
+        ready: list[_Output] = []
+        leaders: dict[str, _Item] = {}
+        hits = 0
+        for item in events:
+            dkey = item.dkey
+            assert dkey is not None
+            value = self._recent.get(dkey) or stored.get(dkey)
+            if value is not None:
+                hits += 1
+                ready.append(self._reused(item, value))
+            elif dkey in leaders:
+                leaders[dkey].followers.append(item)
+            elif dkey in self._analysing:
+                item.awaits = self._analysing[dkey]
+                waiting.append(item)
+            else:
+                item.claim = asyncio.get_running_loop().create_future()
+                self._analysing[dkey] = item.claim
+                leaders[dkey] = item
+                to_analyse.append(item)
+        self._metrics.dedup_hits.inc(hits)
+        self._metrics.dedup_misses.inc(len(events) - hits)
+        return to_analyse, waiting, ready
+
+    def _reused(self, item: _Item, value: bytes) -> _Output:
+        assert item.event is not None
+        if self.config.dedup_policy == "drop":
+            return item, None, Outcome.DROPPED
+        message = Outgoing(
+            self.config.output_topic, result_key(item.event.id), reuse_result(value, item.event), []
+        )
+        return item, message, Outcome.DUPLICATE
+
+    async def _wait_for_claims(self, waiting: list[_Item], outcomes: Counter[Outcome]) -> None:
+        """Repeats of texts an earlier batch is analysing: reuse its result, or analyse
+        them here if it has none worth reusing (a timeout, a dead letter)."""
+        claims = {item.awaits for item in waiting if item.awaits is not None}
+        await asyncio.gather(*(asyncio.shield(c) for c in claims))
+        ready: list[_Output] = []
+        again: list[_Item] = []
+        for item in waiting:
+            value = item.awaits.result() if item.awaits is not None else None
+            if value is not None:
+                ready.append(self._reused(item, value))
+            else:
+                again.append(item)
+        await asyncio.gather(self._publish(ready, outcomes), self._analyse(again, outcomes))
+
+    def _remember(self, leaders: list[tuple[_Item, bytes | None]]) -> None:
+        for item, value in leaders:
+            if item.dkey is None or item.claim is None:
+                continue
+            if value is not None:
+                self._recent[item.dkey] = value
+                self._recent.move_to_end(item.dkey)
+            if not item.claim.done():
+                item.claim.set_result(value)
+            if self._analysing.get(item.dkey) is item.claim:
+                del self._analysing[item.dkey]
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
+
+    # ------------------------------------------------------------------ analysis
+
+    async def _analyse(self, items: list[_Item], outcomes: Counter[Outcome]) -> None:
+        if not items:
+            return
+        queue: asyncio.Queue[list[tuple[int, AnalysisOutcome]]] = asyncio.Queue()
+        by_index = {item.index: item for item in items}
+        self._submit(items, queue.put_nowait)
+        remaining = len(items)
+        publishes: list[asyncio.Task[None]] = []
+        retries: list[asyncio.Task[None]] = []
+        try:
+            while remaining:
+                chunk = await queue.get()
+                outputs: list[_Output] = []
+                retry: list[_Item] = []
+                for index, result in chunk:
+                    item = by_index[index]
+                    output = self._analysed(item, result)
+                    if output is None:
+                        retry.append(item)
+                        continue
+                    remaining -= 1
+                    outputs.append(output)
+                if retry:
+                    retries.append(_spawn(self._retry_later(retry, queue.put_nowait)))
+                if outputs:
+                    publishes.append(_spawn(self._publish_analysed(outputs, outcomes)))
+            await asyncio.gather(*publishes)
+        finally:
+            for task in (*publishes, *retries):
+                task.cancel()
+
+    def _submit(self, items: list[_Item], deliver: Deliver) -> None:
+        self._metrics.analyzer_calls.inc(len(items))
+        for item in items:
+            item.attempts += 1
+        self._analysis.submit_many([(item.index, item.request()) for item in items], deliver)
+
+    async def _retry_later(self, items: list[_Item], deliver: Deliver) -> None:
+        self._metrics.retries.inc(len(items))
+        attempt = max(item.attempts for item in items)
+        delay = self.config.retry_backoff_s * (2 ** (attempt - 1))
+        log.warning("retrying the analysis of %d event(s) in %.2fs", len(items), delay)
+        await asyncio.sleep(delay * (0.5 + random.random()))
+        self._submit(items, deliver)
+
+    def _analysed(self, item: _Item, result: AnalysisOutcome) -> _Output | None:
+        """The output of one analysis outcome, or None to try it again."""
+        assert item.event is not None
+        if isinstance(result, StageTimeout):
+            # A hang is a property of the text: publish what we know, with the reason.
+            fields = timeout_fields(item.request(), result)
+        elif isinstance(result, BaseException):
+            retriable = not isinstance(result, ContentStreamError) or result.retriable
+            if retriable and item.attempts < self.config.max_attempts:
+                return None
+            error: ContentStreamError
+            if isinstance(result, ContentStreamError) and not result.retriable:
+                error = result
+            else:
+                detail = result.message if isinstance(result, ContentStreamError) else result
+                error = AnalysisFailed(
+                    f"gave up after {item.attempts} attempts: {detail}", stage="analysis"
+                )
+            return self._rejection(item, error, error.stage or "analysis")
+        else:
+            fields = result
+        self._metrics.observe_stages(fields.get("timings_ms", {}))
+        body = build_result(item.event, item.chash, item.analyses, fields)
+        item.remember = worth_remembering(body)
+        message = Outgoing(
+            self.config.output_topic, result_key(item.event.id), orjson.dumps(body), []
+        )
+        return item, message, Outcome.PARTIAL if body["errors"] else Outcome.OK
+
+    async def _publish_analysed(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
+        """Publish analysed events and the in-batch repeats that reuse them, then
+        remember the analyses (only after Kafka has them: a crash before that point
+        reprocesses the event rather than remembering an unpublished analysis)."""
+        leaders: list[tuple[_Item, bytes | None]] = []
+        again: list[_Item] = []
+        batch = list(outputs)
+        for item, message, _ in outputs:
+            value = message.value if message is not None and item.remember else None
+            leaders.append((item, value))
+            for follower in item.followers:
+                if value is not None:
+                    batch.append(self._reused(follower, value))
+                else:
+                    again.append(follower)
+        await self._publish(batch, outcomes)
+        if self._dedup is not None:
+            stored = [(item.dkey, v) for item, v in leaders if item.dkey and v is not None]
+            if stored:
+                try:
+                    await self._dedup.put_many(stored)
+                except Exception:  # a lost store costs one re-analysis later, no more
+                    log.debug("dedup store failed", exc_info=True)
+        self._remember(leaders)
+        if again:
+            await self._analyse(again, outcomes)
+
+    # ------------------------------------------------------------------ publishing
+
+    def _rejection(self, item: _Item, error: ContentStreamError, stage: str) -> _Output:
+        letter = build_dead_letter(item.record, error, stage=stage, max_peek_bytes=self._max_peek)
+        record = item.record
+        log.info(
+            "dead-lettered %s[%d]@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_code": error.code.value,
+                "stage": letter.stage,
+                "event_id": letter.event_id,
+            },
+        )
+        self._metrics.dead_letters.labels(code=error.code.value).inc()
+        message = Outgoing(self._dlq_topic, record.key, record.value or b"", letter.headers())
+        return item, message, Outcome.DEAD_LETTERED
+
+    async def _publish(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
+        """Send what may go now as one group; an output whose event id has an earlier
+        event still unpublished waits for that one, on its own (no group waits on
+        another, so same-id chains cannot deadlock)."""
+        if not outputs:
+            return
+        now: list[_Output] = []
+        later: list[_Output] = []
+        for output in outputs:
+            after = output[0].after
+            (later if after is not None and not after.done() else now).append(output)
+        await self._send(now, outcomes)
+        if later:
+            await asyncio.gather(*(self._send_after(o, outcomes) for o in later))
+
+    async def _send_after(self, output: _Output, outcomes: Counter[Outcome]) -> None:
+        after = output[0].after
+        if after is not None:
+            await asyncio.shield(after)
+        await self._send([output], outcomes)
+
+    async def _send(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
+        messages = [m for _, m, _ in outputs if m is not None]
+        delay = self._backoff
+        while messages:
+            try:
+                await self._publisher.publish(messages)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Kafka refused: never drop the events. Their offsets stay uncommitted
+                # meanwhile, so a crash now reprocesses them.
+                log.error(
+                    "could not publish %d record(s) (%s: %s); retrying in %.1fs",
+                    len(messages),
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+        now = time.time()
+        latency = self._metrics.end_to_end_latency
+        for item, message, outcome in outputs:
+            outcomes[outcome] += 1
+            if message is not None and item.event is not None:
+                produced = produced_at_s(item.event)
+                if produced is not None:
+                    latency.observe(max(0.0, now - produced))
+            if item.turn is not None and not item.turn.done():
+                if message is None and item.after is not None and not item.after.done():
+                    # Nothing of ours to wait for, but a later same-id result must
+                    # still wait for the earlier one.
+                    _chain(item.after, item.turn)
+                else:
+                    item.turn.set_result(None)
+
+
+def _spawn(coro: Any) -> asyncio.Task[None]:
+    return asyncio.ensure_future(coro)
+
+
+def _chain(earlier: asyncio.Future[None], later: asyncio.Future[None]) -> None:
+    def done(_: asyncio.Future[None]) -> None:
+        with contextlib.suppress(asyncio.InvalidStateError):
+            later.set_result(None)
+
+    earlier.add_done_callback(done)

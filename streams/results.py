@@ -1,0 +1,102 @@
+"""The records a worker publishes for an event: its analysis, or a reused one.
+
+Shared by both engines (streams/processor.py per event under Faust,
+streams/batch_processor.py per fetched batch), so a result looks the same whichever
+engine wrote it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from analyzers.pipeline import AnalysisRequest
+from schemas.errors import ErrorCode, StageTimeout
+from schemas.events import AnalysisName, ContentEvent
+
+# A stage that failed this way may well succeed next time, so such a result is not
+# remembered for reuse; a deterministic failure would fail the same way again.
+TRANSIENT_CODES = frozenset({ErrorCode.STAGE_TIMEOUT.value, ErrorCode.SERVICE_UNAVAILABLE.value})
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat()
+
+
+def result_key(event_id: Any) -> bytes:
+    """The Kafka key of an event's result: its id, so one id keeps one partition."""
+    return str(event_id).encode("utf-8")
+
+
+def produced_at_s(event: ContentEvent) -> float | None:
+    """When the producer says it sent the event, in seconds since the epoch."""
+    produced = event.produced_at
+    if produced is None:
+        return None
+    if produced.tzinfo is None:
+        produced = produced.replace(tzinfo=UTC)
+    return produced.timestamp()
+
+
+def build_result(
+    event: ContentEvent,
+    chash: str,
+    analyses: tuple[AnalysisName, ...],
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "id": event.id,
+        "content_hash": chash,
+        "source": event.source,
+        "tenant": event.tenant,
+        "language": fields.get("language"),
+        "sentiment": fields.get("sentiment"),
+        "keywords": fields.get("keywords"),
+        "summary": fields.get("summary"),
+        "entities": fields.get("entities"),
+        "errors": fields.get("errors", []),
+        "duplicate_of": None,
+        "metadata": event.metadata,
+        "timings_ms": fields.get("timings_ms", {}),
+        "analyzer_versions": fields.get("analyzer_versions", {}),
+        "produced_at": iso(event.produced_at),
+        "processed_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def worth_remembering(result: dict[str, Any]) -> bool:
+    """Whether a published result may be reused for a repeat of its text."""
+    return not any(e["code"] in TRANSIENT_CODES for e in result["errors"])
+
+
+def reuse_result(stored: bytes, event: ContentEvent) -> bytes:
+    """A stored analysis re-addressed to ``event``, marked ``duplicate_of`` the first."""
+    result = orjson.loads(stored)
+    result["duplicate_of"] = result.get("duplicate_of") or result["id"]
+    result["id"] = event.id
+    result["source"] = event.source
+    result["tenant"] = event.tenant
+    result["metadata"] = event.metadata
+    result["timings_ms"] = {}
+    result["produced_at"] = iso(event.produced_at)
+    result["processed_at"] = datetime.now(UTC).isoformat()
+    return orjson.dumps(result)
+
+
+def timeout_fields(request: AnalysisRequest, exc: StageTimeout) -> dict[str, Any]:
+    """The fields of a partial result for an analysis that ran past its deadline."""
+    return {
+        "language": request.language_hint,
+        "errors": [
+            {"stage": exc.stage or "analysis", "code": exc.code.value, "message": exc.message}
+        ],
+        "timings_ms": {},
+        "analyzer_versions": {},
+    }
