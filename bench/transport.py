@@ -710,8 +710,12 @@ class TransportSuite:
 
     async def measure(self) -> SuiteResult:
         result = SuiteResult(self.name)
-        events = self.ctx.size(3000, 30_000)
-        texts = take(self.ctx.corpus.texts, 0, events)
+        # As many events as the plain loop gets: a worker keeps thousands in flight,
+        # so a short burst would be rated on a few bunched-up publishes.
+        events = self.ctx.size(20_000, 100_000)
+        # Numbered, so no text repeats when the sample wraps around: every event is a
+        # dedup miss, stored once (the costly path of dedup).
+        texts = [f"{t} [{i}]" for i, t in enumerate(take(self.ctx.corpus.texts, 0, events))]
         try:
             worker = await burst_through(
                 self.deployment, "transport", texts, 60.0 + events / 50, self.workers[:1]

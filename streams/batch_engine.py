@@ -30,13 +30,14 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.batch_processor import BatchProcessor, Outgoing
 from streams.kafka_clients import make_consumer, make_producer
 from streams.offset_ledger import OffsetLedger, Slot, TopicPartition
-from streams.records import InputRecord
+from streams.records import InputRecord, as_headers
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,21 +46,51 @@ PRODUCER_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
 class KafkaPublisher:
-    """Publishes through one idempotent producer (acks=all): ordered, no duplicates
-    from the client's own retries."""
+    """Publishes through one idempotent producer (acks=all), a record batch per
+    partition: ordered, and no per-record future or queueing as ``send`` has.
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    Partitions are chosen as ``send`` would (murmur2 of the key, like the Java
+    client), so a result lands where its id's results always land.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, *, metadata_max_age_s: float = 30.0) -> None:
         self._producer = producer
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, tuple[float, list[int]]] = {}
+        self._max_age = metadata_max_age_s
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        known = self._partitions.get(topic)
+        if known is None or time.monotonic() - known[0] > self._max_age:
+            partitions = sorted(await self._producer.partitions_for(topic))
+            known = (time.monotonic(), partitions)
+            self._partitions[topic] = known
+        return known[1]
 
     async def publish(self, messages: list[Outgoing]) -> None:
-        send = self._producer.send
-        acks = [
-            await send(m.topic, m.value, key=m.key, headers=m.headers or None) for m in messages
-        ]
+        producer = self._producer
+        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        for m in messages:
+            partitions = await self._partitions_of(m.topic)
+            partition = self._partitioner(m.key, partitions, partitions)
+            by_partition.setdefault((m.topic, partition), []).append(m)
+        acks = []
+        for (topic, partition), group in by_partition.items():
+            batch = producer.create_batch()
+            for m in group:
+                if batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers):
+                    continue
+                # Full: send it and start the next one.
+                acks.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if not batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers):
+                    raise ValueError(f"record of {len(m.value)} bytes exceeds the batch size")
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*acks)
 
 
 def to_record(message: Any) -> InputRecord:
+    headers = message.headers
     return InputRecord(
         topic=message.topic,
         partition=message.partition,
@@ -67,10 +98,7 @@ def to_record(message: Any) -> InputRecord:
         key=message.key,
         value=message.value,
         timestamp=message.timestamp / 1000.0 if message.timestamp is not None else None,
-        headers=[
-            (k, v if isinstance(v, bytes) else str(v).encode("utf-8"))
-            for k, v in (message.headers or ())
-        ],
+        headers=as_headers(headers) if headers else [],
     )
 
 

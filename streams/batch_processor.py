@@ -20,7 +20,7 @@ Guarantees, as the per-event processor (streams/processor.py) gives them:
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import random
 import time
@@ -37,7 +37,7 @@ from schemas.errors import AnalysisFailed, ContentStreamError, EventRejected, St
 from schemas.events import AnalysisName, ContentEvent
 from streams.analysis_batcher import Deliver
 from streams.analysis_batcher import Outcome as AnalysisOutcome
-from streams.dead_letters import build_dead_letter
+from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
 from streams.dedup import BulkDedupStore, dedup_key
 from streams.metrics import WorkerMetrics
@@ -86,7 +86,9 @@ class _Item:
     analyses: tuple[AnalysisName, ...] = ()
     chash: str = ""
     dkey: str | None = None
-    # Per event id: done once this item's output is acknowledged (or it has none).
+    key: bytes = b""  # of its result: the event id
+    # Created only when a later event of the same id arrives while this one is
+    # unpublished; done once this item's output is acknowledged (or it has none).
     turn: asyncio.Future[None] | None = None
     after: asyncio.Future[None] | None = None  # the turn of the previous same-id event
     claim: asyncio.Future[bytes | None] | None = None  # set when this item claimed dkey
@@ -95,13 +97,23 @@ class _Item:
     attempts: int = 0
     remember: bool = False  # its result may be reused for a repeat of its text
 
+    def turn_future(self) -> asyncio.Future[None]:
+        if self.turn is None:
+            self.turn = asyncio.get_running_loop().create_future()
+        return self.turn
+
     def request(self) -> AnalysisRequest:
         assert self.event is not None
         return AnalysisRequest(
             text=self.event.text,
-            analyses=frozenset(self.analyses),
+            analyses=_frozen(self.analyses),
             language_hint=self.event.language,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _frozen(analyses: tuple[AnalysisName, ...]) -> frozenset[AnalysisName]:
+    return frozenset(analyses)
 
 
 # What one item becomes: a message (or None for a deliberate drop) and an outcome.
@@ -136,7 +148,7 @@ class BatchProcessor:
         self._versions = analyzer_versions
         self._backoff = publish_backoff_s
         self._max_backoff = max_publish_backoff_s
-        self._key_tails: dict[bytes, asyncio.Future[None]] = {}
+        self._key_tails: dict[bytes, _Item] = {}  # per id, its latest unpublished event
         self._analysing: dict[str, asyncio.Future[bytes | None]] = {}
         # Analyses this worker stored lately: a repeat right after the first is served
         # without a Redis round trip, and never misses a store still on its way.
@@ -210,13 +222,11 @@ class BatchProcessor:
                     rejected.append((item, exc))
                     continue
                 events.append(item)
-                key = result_key(item.event.id)
-                previous = self._key_tails.get(key)
-                if previous is not None and not previous.done():
-                    item.after = previous
-                item.turn = loop.create_future()
-                self._key_tails[key] = item.turn
-                item.turn.add_done_callback(self._forget_key(key))
+                item.key = key = result_key(item.event.id)
+                previous = self._key_tails.get(key)  # present = not yet published
+                if previous is not None:
+                    item.after = previous.turn_future()
+                self._key_tails[key] = item
                 item.analyses = (
                     tuple(item.event.analyses)
                     if item.event.analyses
@@ -229,12 +239,17 @@ class BatchProcessor:
             self._registered = registered
         return rejected, events, previous_registration, registered
 
-    def _forget_key(self, key: bytes) -> Callable[[asyncio.Future[None]], None]:
-        def forget(turn: asyncio.Future[None]) -> None:
-            if self._key_tails.get(key) is turn:
-                del self._key_tails[key]
-
-        return forget
+    def _end_turn(self, item: _Item, *, published: bool) -> None:
+        """``item``'s output is out (or it has none): a later same-id event may go."""
+        if published or item.after is None or item.after.done():
+            if self._key_tails.get(item.key) is item:
+                del self._key_tails[item.key]
+            if item.turn is not None and not item.turn.done():
+                item.turn.set_result(None)
+            return
+        # Nothing of its own went out, but it stands for its predecessor: a later
+        # same-id event must still wait for that one.
+        item.after.add_done_callback(lambda _: self._end_turn(item, published=True))
 
     def _release(self, items: list[_Item]) -> None:
         """Nothing this batch holds may outlive it (also when it is cancelled)."""
@@ -247,8 +262,8 @@ class BatchProcessor:
                 and self._analysing.get(item.dkey) is item.claim
             ):
                 del self._analysing[item.dkey]
-            if item.turn is not None and not item.turn.done():
-                item.turn.set_result(None)
+            if item.event is not None:
+                self._end_turn(item, published=True)
 
     # ------------------------------------------------------------------ dedup
 
@@ -449,21 +464,7 @@ class BatchProcessor:
     def _rejection(self, item: _Item, error: ContentStreamError, stage: str) -> _Output:
         letter = build_dead_letter(item.record, error, stage=stage, max_peek_bytes=self._max_peek)
         record = item.record
-        log.info(
-            "dead-lettered %s[%d]@%d: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            error,
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "error_code": error.code.value,
-                "stage": letter.stage,
-                "event_id": letter.event_id,
-            },
-        )
+        log_dead_letter(record, error, letter)
         self._metrics.dead_letters.labels(code=error.code.value).inc()
         message = Outgoing(self._dlq_topic, record.key, record.value or b"", letter.headers())
         return item, message, Outcome.DEAD_LETTERED
@@ -518,22 +519,9 @@ class BatchProcessor:
                 produced = produced_at_s(item.event)
                 if produced is not None:
                     latency.observe(max(0.0, now - produced))
-            if item.turn is not None and not item.turn.done():
-                if message is None and item.after is not None and not item.after.done():
-                    # Nothing of ours to wait for, but a later same-id result must
-                    # still wait for the earlier one.
-                    _chain(item.after, item.turn)
-                else:
-                    item.turn.set_result(None)
+            if item.event is not None:
+                self._end_turn(item, published=message is not None)
 
 
 def _spawn(coro: Any) -> asyncio.Task[None]:
     return asyncio.ensure_future(coro)
-
-
-def _chain(earlier: asyncio.Future[None], later: asyncio.Future[None]) -> None:
-    def done(_: asyncio.Future[None]) -> None:
-        with contextlib.suppress(asyncio.InvalidStateError):
-            later.set_result(None)
-
-    earlier.add_done_callback(done)

@@ -49,6 +49,24 @@ def build_dead_letter(
     )
 
 
+def log_dead_letter(record: InputRecord, error: ContentStreamError, letter: DeadLetter) -> None:
+    log.info(
+        "dead-lettered %s[%d]@%d: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        error,
+        extra={
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "error_code": error.code.value,
+            "stage": letter.stage,
+            "event_id": letter.event_id,
+        },
+    )
+
+
 class DeadLetterPublisher:
     def __init__(self, sink: RecordSink, *, topic: str, max_peek_bytes: int) -> None:
         self._sink = sink
@@ -62,20 +80,6 @@ class DeadLetterPublisher:
         self, record: InputRecord, error: ContentStreamError, *, stage: str
     ) -> DeadLetter:
         letter = build_dead_letter(record, error, stage=stage, max_peek_bytes=self._max_peek)
-        log.info(
-            "dead-lettered %s[%d]@%d: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            error,
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "error_code": error.code.value,
-                "stage": letter.stage,
-                "event_id": letter.event_id,
-            },
-        )
+        log_dead_letter(record, error, letter)
         await self._sink.send(self.topic, record.key, record.value or b"", letter.headers())
         return letter

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.records import Headers, InputRecord
+from streams.records import Headers, InputRecord, as_headers
 from streams.security import faust_broker_kwargs
 from streams.settings import Settings
 
@@ -88,9 +88,7 @@ def to_record(event: EventT[Any]) -> InputRecord:
     message = event.message
     raw_headers: Any = message.headers
     pairs = raw_headers.items() if isinstance(raw_headers, dict) else (raw_headers or [])
-    header_list: Headers = [
-        (str(k), v if isinstance(v, bytes) else str(v).encode("utf-8")) for k, v in pairs
-    ]
+    header_list: Headers = as_headers(pairs)
     return InputRecord(
         topic=message.topic,
         partition=message.partition,

@@ -8,6 +8,8 @@ figures stay right with any number of processes and no multiprocess directory.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (
@@ -198,7 +200,13 @@ class WorkerMetrics:
         self.up = Gauge("contentstream_worker_up", "1 while the worker runs.", registry=r)
         for outcome in OUTCOMES:
             self.events_finished.labels(outcome=outcome)
+        self._stage_children: dict[str, Any] = {}
 
     def observe_stages(self, timings_ms: dict[str, float]) -> None:
+        # Called for every analysed event: look each stage's child up once.
+        children = self._stage_children
         for stage, ms in timings_ms.items():
-            self.stage_duration.labels(stage=stage).observe(ms / 1000.0)
+            child = children.get(stage)
+            if child is None:
+                child = children[stage] = self.stage_duration.labels(stage=stage)
+            child.observe(ms / 1000.0)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 Headers = list[tuple[str, bytes]]
+
+
+def as_headers(pairs: Iterable[tuple[Any, Any]]) -> Headers:
+    """Kafka client headers as (str, bytes) pairs, whatever the client handed over."""
+    return [(str(k), v if isinstance(v, bytes) else str(v).encode("utf-8")) for k, v in pairs]
 
 
 @dataclass(frozen=True, slots=True)
