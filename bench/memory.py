@@ -132,7 +132,7 @@ def cpu_by_role(pids: Iterable[int | None], proc: Path = PROC) -> dict[int, tupl
 def cpu_per_event(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], events: int
 ) -> dict[str, float]:
-    """Microseconds of CPU per event, by role (worker = the Faust process, pool = all
+    """Microseconds of CPU per event, by role (worker = the worker's main process, pool = all
     analyzer processes together)."""
     spent: dict[str, float] = {}
     for pid, (role, seconds) in after.items():

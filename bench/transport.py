@@ -7,8 +7,9 @@ processes, and the maths every Kafka suite uses (rates over a window, percentile
 Transport limit: a real worker whose pipeline does nothing (a constant "language",
 plugged in through the worker's own ``CONTENTSTREAM_PIPELINE_FACTORY`` hook), against
 a plain aiokafka consume->produce loop that does no work at all, on the same broker,
-side by side. Everything the worker does besides analysis is in the first figure:
-Faust, decoding and validation, dedup, the pool round trip, result JSON, publishing.
+side by side. Everything the worker does besides analysis is in the first figure: its
+engine (batch or Faust), decoding and validation, dedup, the pool round trip, result
+JSON, publishing.
 """
 
 from __future__ import annotations
