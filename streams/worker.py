@@ -78,6 +78,7 @@ def make_bulk_dedup(settings: Settings, metrics: WorkerMetrics) -> BulkDedupStor
             ttl_s=settings.dedup_ttl_s,
             client_kwargs=redis_client_kwargs(settings),
             on_unavailable=metrics.dedup_unavailable.inc,
+            compress_values=settings.dedup_compress,
         )
     return LruDedupStore(max_entries=settings.dedup_lru_size, ttl_s=settings.dedup_ttl_s)
 
