@@ -153,7 +153,9 @@ class BatchEngine:
         settings = self.settings
         self.producer = make_producer(
             settings,
-            linger_ms=5,
+            # Results go out as whole record batches (KafkaPublisher); waiting for
+            # more records to join them would only add latency.
+            linger_ms=0,
             max_batch_size=1024 * 1024,
             max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         )
