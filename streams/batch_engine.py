@@ -144,6 +144,7 @@ class BatchEngine:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.finished = 0
+        self._fatal: BaseException | None = None
 
     @property
     def in_flight(self) -> int:
@@ -191,6 +192,8 @@ class BatchEngine:
                 self._launch(records)
             if time.monotonic() - self._last_commit >= self.settings.commit_interval_s:
                 await self.commit()
+        if self._fatal is not None:
+            raise RuntimeError("a batch failed unexpectedly") from self._fatal
 
     async def _wait_first(self, awaitable: Any) -> None:
         waiter = asyncio.ensure_future(awaitable)
@@ -222,8 +225,13 @@ class BatchEngine:
             self.finished += len(records)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug; the offsets stay uncommitted, the next owner retries
-            log.exception("batch of %d record(s) failed", len(records))
+        except Exception as exc:
+            # A bug, not a bad event (those become dead letters). Its offsets can never
+            # be committed now, so stop the worker: a restart reprocesses the batch,
+            # instead of a partition silently holding back every later commit.
+            log.exception("batch of %d record(s) failed; stopping the worker", len(records))
+            self._fatal = exc
+            self._stopping.set()
         finally:
             self._in_flight -= len(records)
             if self._on_in_flight is not None:
