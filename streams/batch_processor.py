@@ -314,8 +314,9 @@ class BatchProcessor:
                 self._analysing[dkey] = item.claim
                 leaders[dkey] = item
                 to_analyse.append(item)
+        # Repeats waiting for an analysis in flight count when they are answered.
         self._metrics.dedup_hits.inc(hits)
-        self._metrics.dedup_misses.inc(len(events) - hits)
+        self._metrics.dedup_misses.inc(len(to_analyse))
         return to_analyse, waiting, ready
 
     def _reused(self, item: _Item, value: bytes) -> _Output:
@@ -340,6 +341,8 @@ class BatchProcessor:
                 ready.append(self._reused(item, value))
             else:
                 again.append(item)
+        self._metrics.dedup_hits.inc(len(ready))
+        self._metrics.dedup_misses.inc(len(again))
         await asyncio.gather(self._publish(ready, outcomes), self._analyse(again, outcomes))
 
     def _remember(self, leaders: list[tuple[_Item, bytes | None]]) -> None:
@@ -445,8 +448,10 @@ class BatchProcessor:
             for follower in item.followers:
                 if value is not None:
                     batch.append(self._reused(follower, value))
+                    self._metrics.dedup_hits.inc()
                 else:
                     again.append(follower)
+                    self._metrics.dedup_misses.inc()
         await self._publish(batch, outcomes)
         if self._dedup is not None:
             stored = [(item.dkey, v) for item, v in leaders if item.dkey and v is not None]

@@ -140,11 +140,12 @@ async def test_repeats_within_a_batch_are_analysed_once() -> None:
     results = {r["id"]: r for r in publisher.results()}
     assert {r["duplicate_of"] for i, r in results.items() if i != "e0"} == {"e0"}
     assert results["e3"]["keywords"] == results["e0"]["keywords"]
-    assert metrics.dedup_misses._value.get() == 4  # none was stored before
+    assert metrics.dedup_misses._value.get() == 1
+    assert metrics.dedup_hits._value.get() == 3
 
 
 async def test_a_later_batch_waits_for_an_earlier_batchs_analysis() -> None:
-    processor, publisher, queue, _ = make()
+    processor, publisher, queue, metrics = make()
     queue.delays["slow same"] = 0.1
     first = asyncio.ensure_future(processor.process([ev(1, "a", "slow same")]))
     await asyncio.sleep(0.01)
@@ -152,6 +153,7 @@ async def test_a_later_batch_waits_for_an_earlier_batchs_analysis() -> None:
     await first
     assert queue.calls == ["slow same"]
     assert second == Counter({Outcome.DUPLICATE: 1})
+    assert metrics.dedup_hits._value.get() == 1 and metrics.dedup_misses._value.get() == 1
     assert [r["id"] for r in publisher.results()] == ["a", "b"]
 
 
