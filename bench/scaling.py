@@ -54,7 +54,7 @@ class ScalingSuite:
 
     async def measure(self) -> SuiteResult:
         texts = self.ctx.corpus.texts
-        n1 = self.ctx.size(1500, 10_000)
+        n1 = self.ctx.size(3000, 10_000)
         n2 = 2 * n1
         try:
             single = await burst_through(
