@@ -39,7 +39,7 @@ from streams.analysis_batcher import Deliver
 from streams.analysis_batcher import Outcome as AnalysisOutcome
 from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
-from streams.dedup import BulkDedupStore, dedup_key
+from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with
 from streams.metrics import WorkerMetrics
 from streams.processor import Outcome, ProcessorConfig
 from streams.records import Headers, InputRecord
@@ -271,9 +271,14 @@ class BatchProcessor:
         if self._dedup is None or not events:
             return {}
         versions = self._versions()
+        suffixes: dict[tuple[AnalysisName, ...], str] = {}
         wanted: list[str] = []
         for item in events:
-            item.dkey = dedup_key(item.chash, [a.value for a in item.analyses], versions)
+            suffix = suffixes.get(item.analyses)
+            if suffix is None:
+                names = [a.value for a in item.analyses]
+                suffix = suffixes[item.analyses] = dedup_key_suffix(names, versions)
+            item.dkey = dedup_key_with(item.chash, suffix)
             if item.dkey not in self._recent:
                 wanted.append(item.dkey)
         unique = list(dict.fromkeys(wanted))
@@ -373,6 +378,7 @@ class BatchProcessor:
         try:
             while remaining:
                 chunk = await queue.get()
+                self._observe_timings(chunk)
                 outputs: list[_Output] = []
                 retry: list[_Item] = []
                 for index, result in chunk:
@@ -391,6 +397,15 @@ class BatchProcessor:
         finally:
             for task in (*publishes, *retries):
                 task.cancel()
+
+    def _observe_timings(self, chunk: list[tuple[int, AnalysisOutcome]]) -> None:
+        # Events of one pool batch carry the same per-stage timings (batch averages).
+        groups: Counter[tuple[tuple[str, float], ...]] = Counter()
+        for _, result in chunk:
+            if not isinstance(result, BaseException):
+                groups[tuple(result.get("timings_ms", {}).items())] += 1
+        for timings, n in groups.items():
+            self._metrics.observe_stages(dict(timings), n)
 
     def _submit(self, items: list[_Item], deliver: Deliver) -> None:
         self._metrics.analyzer_calls.inc(len(items))
@@ -427,7 +442,6 @@ class BatchProcessor:
             return self._rejection(item, error, error.stage or "analysis")
         else:
             fields = result
-        self._metrics.observe_stages(fields.get("timings_ms", {}))
         body = build_result(item.event, item.chash, item.analyses, fields)
         item.remember = worth_remembering(body)
         message = Outgoing(

@@ -25,10 +25,18 @@ KEY_PREFIX = "contentstream:dedup:v1:"
 
 def dedup_key(content_hash: str, analyses: Iterable[str], versions: dict[str, str]) -> str:
     """Same text + same analyses + same analyzer versions = same analysis."""
+    return dedup_key_with(content_hash, dedup_key_suffix(analyses, versions))
+
+
+def dedup_key_suffix(analyses: Iterable[str], versions: dict[str, str]) -> str:
+    """The part of a dedup key shared by every text with these analyses and versions
+    (computed once per batch, not per event)."""
     wanted = sorted(set(analyses))
-    parts = [content_hash, ",".join(wanted)]
-    parts.extend(f"{name}={versions.get(name, '?')}" for name in wanted)
-    digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+    return "|".join([",".join(wanted), *(f"{name}={versions.get(name, '?')}" for name in wanted)])
+
+
+def dedup_key_with(content_hash: str, suffix: str) -> str:
+    digest = hashlib.sha256(f"{content_hash}|{suffix}".encode()).hexdigest()
     return KEY_PREFIX + digest
 
 

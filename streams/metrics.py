@@ -202,11 +202,35 @@ class WorkerMetrics:
             self.events_finished.labels(outcome=outcome)
         self._stage_children: dict[str, Any] = {}
 
-    def observe_stages(self, timings_ms: dict[str, float]) -> None:
-        # Called for every analysed event: look each stage's child up once.
+    def observe_stages(self, timings_ms: dict[str, float], count: int = 1) -> None:
+        """``count`` events each spent ``timings_ms`` per stage.
+
+        The analyzer processes time a stage once per batch and give every event of the
+        batch the average, so a batch's events arrive with equal timings: they are
+        recorded in one step (the same counts and sums as ``count`` observations)."""
         children = self._stage_children
         for stage, ms in timings_ms.items():
             child = children.get(stage)
             if child is None:
                 child = children[stage] = self.stage_duration.labels(stage=stage)
-            child.observe(ms / 1000.0)
+            if count == 1:
+                child.observe(ms / 1000.0)
+            else:
+                observe_many(child, ms / 1000.0, count)
+
+
+def observe_many(histogram: Any, amount: float, count: int) -> None:
+    """``count`` observations of ``amount`` in one step (prometheus_client has no
+    weighted observe; this touches the same two values ``observe`` does)."""
+    buckets = getattr(histogram, "_buckets", None)
+    bounds = getattr(histogram, "_upper_bounds", None)
+    total = getattr(histogram, "_sum", None)
+    if buckets is None or bounds is None or total is None:
+        for _ in range(count):
+            histogram.observe(amount)
+        return
+    total.inc(amount * count)
+    for i, bound in enumerate(bounds):
+        if amount <= bound:
+            buckets[i].inc(count)
+            break

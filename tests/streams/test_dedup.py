@@ -67,3 +67,16 @@ async def test_batching_store_reads_its_own_writes_before_they_reach_the_store()
     assert await store.get("k") == b"v"
     await store.close()
     assert inner.data == {"k": b"v"}
+
+
+def test_key_from_a_shared_suffix_is_the_same_key() -> None:
+    from streams.dedup import dedup_key_suffix, dedup_key_with
+
+    versions = {"sentiment": "a", "keywords": "b"}
+    suffix = dedup_key_suffix(["sentiment", "keywords"], versions)
+    # The stored keys must not change: this is the digest of "h1|keywords,sentiment|...".
+    import hashlib
+
+    expected = hashlib.sha256(b"h1|keywords,sentiment|keywords=b|sentiment=a").hexdigest()
+    assert dedup_key_with("h1", suffix) == "contentstream:dedup:v1:" + expected
+    assert dedup_key_with("h1", suffix) == dedup_key("h1", ["keywords", "sentiment"], versions)
