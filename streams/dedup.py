@@ -155,7 +155,10 @@ class RedisDedupStore:
             "max_connections": 8,
         }
         kwargs.update(client_kwargs or {})
-        self._client = redis_asyncio.Redis.from_url(url, **kwargs)
+        # A blocking pool: a burst of concurrent batches waits (up to the operation
+        # timeout) for one of the few connections instead of failing as an outage.
+        pool = redis_asyncio.BlockingConnectionPool.from_url(url, timeout=op_timeout_s, **kwargs)
+        self._client = redis_asyncio.Redis(connection_pool=pool)
         self._put_script = self._client.register_script(_PUT_MANY_LUA)
         # zlib level 1 stores a result in ~1/3 of the memory but was 17 % of a busy
         # worker's CPU (profiled): off unless Redis memory is the scarcer resource.

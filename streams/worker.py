@@ -329,7 +329,12 @@ class ContentWorker:
         self.stuck_partitions = self.lag_monitor.stuck
         self.health.broker_connected = self.lag_monitor.broker_connected
         # --- end operations ------------------------------------------------------------
-        log.info("starting %d analyzer process(es)", self.pool.size)
+        log.info(
+            "engine %s, %s; starting %d analyzer process(es)",
+            self.engine_name,
+            self.settings.processing_guarantee,
+            self.pool.size,
+        )
         await self.pool.start()
         log.info("analyzers ready: %s", self.pool.versions)
         self.metrics.up.set(1)

@@ -41,12 +41,17 @@ def start_worker(
     return w
 
 
+# Both engines keep the same contract; exactly_once (Faust) is covered in test_semantics.
+ENGINES = pytest.mark.parametrize("engine", ["batch", "faust"])
+
+
+@ENGINES
 async def test_thousand_events_give_thousand_results(
-    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess], engine: str
 ) -> None:
     setup = StreamSetup(services.kafka_bootstrap, services.redis_url)
     await setup.create_topics()
-    start_worker(setup, tmp_path, workers)
+    start_worker(setup, tmp_path, workers, CONTENTSTREAM_ENGINE=engine)
     n = 1000
     values = [event(i, f"{TEXTS[i % len(TEXTS)]} #{i}") for i in range(n)]
     await produce(setup.bootstrap, setup.raw_topic, values, [str(i).encode() for i in range(n)])
@@ -69,12 +74,15 @@ async def test_thousand_events_give_thousand_results(
     assert dead == []
 
 
+@ENGINES
 async def test_malformed_events_are_dead_lettered_and_processing_goes_on(
-    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess], engine: str
 ) -> None:
     setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
     await setup.create_topics()
-    start_worker(setup, tmp_path, workers, CONTENTSTREAM_MAX_TEXT_CHARS="2000")
+    start_worker(
+        setup, tmp_path, workers, CONTENTSTREAM_MAX_TEXT_CHARS="2000", CONTENTSTREAM_ENGINE=engine
+    )
     bad = {
         b"definitely not json": "INVALID_JSON",
         b'["wrong", "shape"]': "INVALID_EVENT",
