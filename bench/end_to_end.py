@@ -90,7 +90,12 @@ class AnalysisOnlySuite:
     async def measure(self) -> SuiteResult:
         result = SuiteResult(self.name)
         try:
-            short = await self._rate(take(self.ctx.corpus.texts, 0, self.ctx.size(3000, 97_091)))
+            # Untimed warm-up on texts the timed pass does not use: the end-to-end rate
+            # is taken between the 5th and 95th percentile of its results, so its
+            # start-up is excluded too, and a cold pool made the quick ratio look better.
+            texts = self.ctx.corpus.texts
+            await self._rate(take(texts, max(0, len(texts) - 500), 500))
+            short = await self._rate(take(texts, 0, self.ctx.size(3000, 97_091)))
             long = await self._rate(self.ctx.corpus.long_texts)
         finally:
             await self.close()
