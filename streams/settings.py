@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # --- Topics and group -------------------------------------------------------------
     app_id: str = Field(
         default="contentstream",
-        description="Faust app id; also the Kafka consumer group id.",
+        description="The Kafka consumer group id (and the Faust app id).",
     )
     input_topic: str = Field(default="content.raw", description="Topic of raw ContentEvents.")
     output_topic: str = Field(
