@@ -33,7 +33,7 @@ import orjson
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.content_hash import content_hash
-from schemas.errors import AnalysisFailed, ContentStreamError, EventRejected, StageTimeout
+from schemas.errors import ContentStreamError, EventRejected, StageTimeout
 from schemas.events import AnalysisName, ContentEvent
 from streams.analysis_batcher import Deliver
 from streams.analysis_batcher import Outcome as AnalysisOutcome
@@ -44,6 +44,7 @@ from streams.metrics import WorkerMetrics
 from streams.processor import Outcome, ProcessorConfig
 from streams.records import Headers, InputRecord
 from streams.results import (
+    analysis_failure,
     build_result,
     produced_at_s,
     result_key,
@@ -428,17 +429,9 @@ class BatchProcessor:
             # A hang is a property of the text: publish what we know, with the reason.
             fields = timeout_fields(item.request(), result)
         elif isinstance(result, BaseException):
-            retriable = not isinstance(result, ContentStreamError) or result.retriable
-            if retriable and item.attempts < self.config.max_attempts:
+            error = analysis_failure(result, item.attempts, self.config.max_attempts)
+            if error is None:
                 return None
-            error: ContentStreamError
-            if isinstance(result, ContentStreamError) and not result.retriable:
-                error = result
-            else:
-                detail = result.message if isinstance(result, ContentStreamError) else result
-                error = AnalysisFailed(
-                    f"gave up after {item.attempts} attempts: {detail}", stage="analysis"
-                )
             return self._rejection(item, error, error.stage or "analysis")
         else:
             fields = result

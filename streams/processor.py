@@ -21,9 +21,7 @@ import orjson
 from analyzers.pipeline import AnalysisRequest
 from schemas.content_hash import content_hash
 from schemas.errors import (
-    AnalysisFailed,
     ContentStreamError,
-    ErrorCode,
     EventRejected,
     StageTimeout,
 )
@@ -34,6 +32,7 @@ from streams.dedup import DedupStore, dedup_key
 from streams.metrics import WorkerMetrics
 from streams.records import InputRecord, RecordSink
 from streams.results import (
+    analysis_failure,
     build_result,
     produced_at_s,
     result_key,
@@ -209,18 +208,12 @@ class EventProcessor:
                 # A hang is a property of the text: retrying would hold its partition
                 # hostage again. Publish what we know, with the reason.
                 return timeout_fields(request, exc)
-            except ContentStreamError as exc:
-                if not exc.retriable or attempt >= self.config.max_attempts:
-                    if exc.retriable:
-                        raise AnalysisFailed(
-                            f"gave up after {attempt} attempts: {exc.message}",
-                            code=ErrorCode.ANALYSIS_FAILED,
-                            stage="analysis",
-                        ) from exc
+            except Exception as exc:
+                error = analysis_failure(exc, attempt, self.config.max_attempts)
+                if error is exc:
                     raise
-            except Exception as exc:  # defensive: an unexpected bug must not lose the event
-                if attempt >= self.config.max_attempts:
-                    raise AnalysisFailed(f"{type(exc).__name__}: {exc}", stage="analysis") from exc
+                if error is not None:
+                    raise error from exc
             self._metrics.retries.inc()
             delay = self.config.retry_backoff_s * (2 ** (attempt - 1))
             log.warning(

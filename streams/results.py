@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from analyzers.pipeline import AnalysisRequest
-from schemas.errors import ErrorCode, StageTimeout
+from schemas.errors import AnalysisFailed, ContentStreamError, ErrorCode, StageTimeout
 from schemas.events import AnalysisName, ContentEvent
 
 # A stage that failed this way may well succeed next time, so such a result is not
@@ -100,3 +100,19 @@ def timeout_fields(request: AnalysisRequest, exc: StageTimeout) -> dict[str, Any
         "timings_ms": {},
         "analyzer_versions": {},
     }
+
+
+def analysis_failure(
+    exc: BaseException, attempts: int, max_attempts: int
+) -> ContentStreamError | None:
+    """After ``attempts`` analyses of an event failed with ``exc``: the error to
+    dead-letter it with, or None to try again (retriable, attempts left).
+
+    Unexpected exceptions count as retriable: a bug must not lose the event at once."""
+    retriable = not isinstance(exc, ContentStreamError) or exc.retriable
+    if retriable and attempts < max_attempts:
+        return None
+    if isinstance(exc, ContentStreamError) and not exc.retriable:
+        return exc
+    detail = exc.message if isinstance(exc, ContentStreamError) else f"{type(exc).__name__}: {exc}"
+    return AnalysisFailed(f"gave up after {attempts} attempts: {detail}", stage="analysis")
