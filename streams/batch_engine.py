@@ -38,6 +38,7 @@ from streams.batch_processor import BatchProcessor, Outgoing
 from streams.kafka_clients import make_consumer, make_producer
 from streams.offset_ledger import OffsetLedger, Slot, TopicPartition
 from streams.records import InputRecord, as_headers
+from streams.runtime import drain, wait_set
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -262,11 +263,7 @@ class BatchEngine:
             self._ledger.committed(offsets)
 
     async def wait_idle(self, timeout_s: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-            return True
-        except TimeoutError:
-            return False
+        return await wait_set(self._idle, timeout_s)
 
     # ------------------------------------------------------------------ group events
 
@@ -289,14 +286,7 @@ class BatchEngine:
     async def drain(self, timeout_s: float) -> bool:
         """Stop polling, finish in-flight batches, commit; True if all finished."""
         self._stopping.set()
-        started = time.monotonic()
-        done = await self.wait_idle(timeout_s)
-        log.info(
-            "drained in %.2fs: %s (%d event(s) still in flight)",
-            time.monotonic() - started,
-            "complete" if done else "deadline passed",
-            self._in_flight,
-        )
+        done = await drain(self._idle, timeout_s, lambda: self._in_flight)
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.commit()

@@ -27,6 +27,30 @@ log = logging.getLogger(__name__)
 Ack = Callable[[Any], Awaitable[Any]]
 
 
+async def wait_set(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for ``event``; False if the deadline passed first."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout_s)
+        return True
+    except TimeoutError:
+        return False
+
+
+async def drain(idle: asyncio.Event, timeout_s: float, in_flight: Callable[[], int]) -> bool:
+    """Wait (at most ``timeout_s``) for the work in flight to finish, and log how it went.
+
+    Shared by both engines' shutdown."""
+    started = time.monotonic()
+    done = await wait_set(idle, timeout_s)
+    log.info(
+        "drained in %.2fs: %s (%d event(s) still in flight)",
+        time.monotonic() - started,
+        "complete" if done else "deadline passed",
+        in_flight(),
+    )
+    return done
+
+
 class WorkerRuntime:
     def __init__(
         self,
@@ -124,24 +148,12 @@ class WorkerRuntime:
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until nothing is in flight; False if the deadline passed first."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-            return True
-        except TimeoutError:
-            return False
+        return await wait_set(self._idle, timeout_s)
 
     async def drain(self, timeout_s: float) -> bool:
         """Stop taking events and finish those in flight within ``timeout_s``."""
         self._draining.set()
-        started = time.monotonic()
-        done = await self.wait_idle(timeout_s)
-        log.info(
-            "drained in %.2fs: %s (%d still in flight)",
-            time.monotonic() - started,
-            "complete" if done else "deadline passed",
-            self.in_flight,
-        )
-        return done
+        return await drain(self._idle, timeout_s, lambda: self.in_flight)
 
     async def cancel_all(self) -> None:
         for task in list(self._tasks):
