@@ -37,18 +37,39 @@ class AnalysisOutput:
     analyzer_versions: dict[str, str] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
-        """The result fields as plain JSON-able data (for AnalysisResult)."""
+        """The result fields as plain JSON-able data (for AnalysisResult).
+
+        Built from the attributes rather than with ``model_dump``: that was ~30 µs per
+        document (a dozen keywords and entities each), 6 % of an analyzer process's
+        time on short texts. The output is the same (tested against ``model_dump``)."""
+        sentiment = self.sentiment
+        keywords = self.keywords
+        entities = self.entities
         return {
             "language": self.language,
-            "sentiment": self.sentiment.model_dump() if self.sentiment is not None else None,
-            "keywords": [k.model_dump() for k in self.keywords]
-            if self.keywords is not None
-            else None,
+            "sentiment": None
+            if sentiment is None
+            else {
+                "label": sentiment.label,
+                "score": sentiment.score,
+                "scores": {
+                    "positive": sentiment.scores.positive,
+                    "negative": sentiment.scores.negative,
+                    "neutral": sentiment.scores.neutral,
+                },
+            },
+            "keywords": None
+            if keywords is None
+            else [{"text": k.text, "weight": k.weight} for k in keywords],
             "summary": self.summary,
-            "entities": [e.model_dump() for e in self.entities]
-            if self.entities is not None
-            else None,
-            "errors": [e.model_dump(mode="json") for e in self.errors],
+            "entities": None
+            if entities is None
+            else [
+                {"text": e.text, "type": e.type, "start": e.start, "end": e.end} for e in entities
+            ],
+            "errors": [
+                {"stage": e.stage, "code": e.code.value, "message": e.message} for e in self.errors
+            ],
             "timings_ms": self.timings_ms,
             "analyzer_versions": self.analyzer_versions,
         }

@@ -329,27 +329,32 @@ class ResultCollector:
         self, prefix: str, expect: int, timeout_s: float
     ) -> tuple[list[Arrival], bool]:
         """Results whose id starts with ``prefix`` until ``expect`` of them arrived;
-        returns (arrivals, complete)."""
+        returns (arrivals, complete).
+
+        Results are matched by their Kafka key (the event id) and decoded only after
+        the last one arrived: parsing each on arrival cost ~5 µs per event of the
+        same two cores the worker is being measured on."""
         assert self._consumer is not None
-        arrivals: dict[str, Arrival] = {}
-        marker = prefix + "-"
+        found: dict[bytes, tuple[float, bytes]] = {}
+        marker = (prefix + "-").encode()
         deadline = time.monotonic() + timeout_s
-        while len(arrivals) < expect and time.monotonic() < deadline:
+        while len(found) < expect and time.monotonic() < deadline:
             batches = await self._consumer.getmany(timeout_ms=300, max_records=5000)
             for records in batches.values():
                 for record in records:
-                    if record.value is None:
+                    key = record.key
+                    if record.value is None or key is None or not key.startswith(marker):
                         continue
-                    result = orjson.loads(record.value)
-                    event_id = str(result.get("id", ""))
-                    if not event_id.startswith(marker):
-                        continue
-                    arrivals[event_id] = Arrival(
-                        event_id=event_id,
-                        timestamp_s=record.timestamp / 1000.0,
-                        produced_at_s=_parse_time(result.get("produced_at")),
-                    )
-        return list(arrivals.values()), len(arrivals) >= expect
+                    found[key] = (record.timestamp / 1000.0, record.value)
+        arrivals = [
+            Arrival(
+                event_id=key.decode(),
+                timestamp_s=timestamp_s,
+                produced_at_s=_parse_time(orjson.loads(value).get("produced_at")),
+            )
+            for key, (timestamp_s, value) in found.items()
+        ]
+        return arrivals, len(arrivals) >= expect
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from analyzers.pipeline import AnalysisPipeline, AnalysisRequest
 from schemas.errors import ServiceUnavailable, StageTimeout
+from streams.analysis_wire import decode_output, encode_output
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 INLINE_SEND_CHARS = 16_000
 
 PipelineFactory = Callable[[], AnalysisPipeline]
+# Result fields; sentiment, keywords and entities as orjson.Fragment (analysis_wire).
 OutputFields = dict[str, Any]
 
 _WARMUP = [
@@ -72,7 +74,7 @@ def _child_main(conn: Connection, factory: PipelineFactory, nice: int) -> None:
                     for text, analyses, hint in job
                 ]
             )
-            conn.send(("ok", [o.fields() for o in outputs]))
+            conn.send(("ok", [encode_output(o) for o in outputs]))
         except BaseException as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -278,7 +280,7 @@ class AnalysisPool:
         child.jobs += 1
         self._idle.put_nowait(child)
         if status == "ok":
-            return list(detail)
+            return [decode_output(wire) for wire in detail]
         raise ServiceUnavailable(f"analyzer process error: {detail}")
 
     async def close(self) -> None:

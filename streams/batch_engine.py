@@ -30,13 +30,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.batch_processor import BatchProcessor, Outgoing
 from streams.kafka_clients import make_consumer, make_producer
 from streams.offset_ledger import OffsetLedger, Slot, TopicPartition
+from streams.partitioning import partition_for
 from streams.records import InputRecord, as_headers
 from streams.runtime import drain, wait_set
 from streams.settings import Settings
@@ -51,12 +51,12 @@ class KafkaPublisher:
     partition: ordered, and no per-record future or queueing as ``send`` has.
 
     Partitions are chosen as ``send`` would (murmur2 of the key, like the Java
-    client), so a result lands where its id's results always land.
+    client; streams/partitioning.py), so a result lands where its id's results
+    always land.
     """
 
     def __init__(self, producer: AIOKafkaProducer, *, metadata_max_age_s: float = 30.0) -> None:
         self._producer = producer
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, tuple[float, list[int]]] = {}
         self._max_age = metadata_max_age_s
 
@@ -71,9 +71,12 @@ class KafkaPublisher:
     async def publish(self, messages: list[Outgoing]) -> None:
         producer = self._producer
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        by_topic: dict[str, list[int]] = {}
         for m in messages:
-            partitions = await self._partitions_of(m.topic)
-            partition = self._partitioner(m.key, partitions, partitions)
+            partitions = by_topic.get(m.topic)
+            if partitions is None:
+                partitions = by_topic[m.topic] = await self._partitions_of(m.topic)
+            partition = partition_for(m.key, partitions)
             by_partition.setdefault((m.topic, partition), []).append(m)
         acks = []
         for (topic, partition), group in by_partition.items():

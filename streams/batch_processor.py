@@ -27,6 +27,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -40,7 +41,7 @@ from streams.analysis_batcher import Outcome as AnalysisOutcome
 from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
 from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with
-from streams.metrics import WorkerMetrics
+from streams.metrics import WorkerMetrics, observe_values
 from streams.processor import Outcome, ProcessorConfig
 from streams.records import Headers, InputRecord
 from streams.results import (
@@ -382,9 +383,10 @@ class BatchProcessor:
                 self._observe_timings(chunk)
                 outputs: list[_Output] = []
                 retry: list[_Item] = []
+                finished_at = datetime.now(UTC).isoformat()
                 for index, result in chunk:
                     item = by_index[index]
-                    output = self._analysed(item, result)
+                    output = self._analysed(item, result, finished_at)
                     if output is None:
                         retry.append(item)
                         continue
@@ -422,7 +424,7 @@ class BatchProcessor:
         await asyncio.sleep(delay * (0.5 + random.random()))
         self._submit(items, deliver)
 
-    def _analysed(self, item: _Item, result: AnalysisOutcome) -> _Output | None:
+    def _analysed(self, item: _Item, result: AnalysisOutcome, finished_at: str) -> _Output | None:
         """The output of one analysis outcome, or None to try it again."""
         assert item.event is not None
         if isinstance(result, StageTimeout):
@@ -435,7 +437,7 @@ class BatchProcessor:
             return self._rejection(item, error, error.stage or "analysis")
         else:
             fields = result
-        body = build_result(item.event, item.chash, item.analyses, fields)
+        body = build_result(item.event, item.chash, item.analyses, fields, finished_at)
         item.remember = worth_remembering(body)
         message = Outgoing(
             self.config.output_topic, result_key(item.event.id), orjson.dumps(body), []
@@ -524,15 +526,16 @@ class BatchProcessor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
         now = time.time()
-        latency = self._metrics.end_to_end_latency
+        latencies: list[float] = []
         for item, message, outcome in outputs:
             outcomes[outcome] += 1
             if message is not None and item.event is not None:
                 produced = produced_at_s(item.event)
                 if produced is not None:
-                    latency.observe(max(0.0, now - produced))
+                    latencies.append(max(0.0, now - produced))
             if item.event is not None:
                 self._end_turn(item, published=message is not None)
+        observe_values(self._metrics.end_to_end_latency, latencies)
 
 
 def _spawn(coro: Any) -> asyncio.Task[None]:

@@ -60,15 +60,15 @@ class EventDecoder:
             raise PayloadTooLarge(
                 f"payload is {len(raw)} bytes; the limit is {self.max_payload_bytes}"
             )
-        # orjson rejects invalid UTF-8 itself, but with a JSON error; check first so the
-        # producer learns the real cause.
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidEncoding(f"payload is not valid UTF-8 (byte {exc.start})") from None
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            # orjson rejects invalid UTF-8 too, but as a JSON error: tell the producer
+            # the real cause. (Checked only on failure: orjson validates UTF-8 anyway.)
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise InvalidEncoding(f"payload is not valid UTF-8 (byte {bad.start})") from None
             raise InvalidJson(f"payload is not JSON: {exc}") from None
         return self.validate(payload)
 

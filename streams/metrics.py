@@ -8,6 +8,7 @@ figures stay right with any number of processes and no multiprocess directory.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -234,3 +235,24 @@ def observe_many(histogram: Any, amount: float, count: int) -> None:
         if amount <= bound:
             buckets[i].inc(count)
             break
+
+
+def observe_values(histogram: Any, values: list[float]) -> None:
+    """Many observations in one step: each bucket and the sum are incremented once
+    (``observe`` takes a lock and walks the buckets per value, ~2 µs each)."""
+    if not values:
+        return
+    buckets = getattr(histogram, "_buckets", None)
+    bounds = getattr(histogram, "_upper_bounds", None)
+    total = getattr(histogram, "_sum", None)
+    if buckets is None or bounds is None or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts: dict[int, int] = {}
+    for value in values:
+        index = bisect_left(bounds, value)
+        counts[index] = counts.get(index, 0) + 1
+    for index, count in counts.items():
+        buckets[index].inc(count)
+    total.inc(sum(values))

@@ -49,7 +49,10 @@ def build_result(
     chash: str,
     analyses: tuple[AnalysisName, ...],
     fields: dict[str, Any],
+    processed_at: str | None = None,
 ) -> dict[str, Any]:
+    """The result of ``event``. ``processed_at`` (ISO 8601) may be given once for a
+    whole batch of results finished together."""
     return {
         "schema_version": 1,
         "id": event.id,
@@ -67,7 +70,7 @@ def build_result(
         "timings_ms": fields.get("timings_ms", {}),
         "analyzer_versions": fields.get("analyzer_versions", {}),
         "produced_at": iso(event.produced_at),
-        "processed_at": datetime.now(UTC).isoformat(),
+        "processed_at": processed_at or datetime.now(UTC).isoformat(),
     }
 
 

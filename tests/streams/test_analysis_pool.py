@@ -14,6 +14,7 @@ from schemas.errors import ServiceUnavailable, StageTimeout
 from schemas.events import AnalysisName
 from streams.analysis_batcher import AnalysisBatcher
 from streams.analysis_pool import AnalysisPool
+from streams.analysis_wire import plain_fields
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,7 +29,8 @@ async def test_batch_is_analysed_in_order() -> None:
     pool = AnalysisPool(functools.partial(build_light), processes=1)
     await pool.start()
     try:
-        out = await pool.run([req("你好世界"), req("hello world")], timeout_s=10)
+        batch = await pool.run([req("你好世界"), req("hello world")], timeout_s=10)
+        out = [plain_fields(o) for o in batch]
         assert [o["language"] for o in out] == ["zh", "en"]
         assert out[0]["keywords"] == [{"text": "你好世界", "weight": 1.0}]
         assert pool.versions["keywords"] == "scripted-1"

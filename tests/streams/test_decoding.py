@@ -13,6 +13,16 @@ DECODER = EventDecoder(max_payload_bytes=10_000, max_text_chars=100)
         (None, ErrorCode.INVALID_EVENT),
         (b"x" * 10_001, ErrorCode.PAYLOAD_TOO_LARGE),
         (b'{"id": "1", "text": "caf\xe9"}', ErrorCode.INVALID_UTF8),
+        # UTF-8 is checked only when orjson fails; every kind of bad UTF-8 must still
+        # be reported as such: encoded surrogates, overlong forms, past U+10FFFF, a
+        # truncated sequence, bad bytes in a key or after the JSON.
+        (b'{"id": "1", "text": "\xed\xa0\x80"}', ErrorCode.INVALID_UTF8),
+        (b'{"id": "1", "text": "\xc0\xaf"}', ErrorCode.INVALID_UTF8),
+        (b'{"id": "1", "text": "\xf4\x90\x80\x80"}', ErrorCode.INVALID_UTF8),
+        (b'{"id": "1", "text": "a\xe4\xb8"}', ErrorCode.INVALID_UTF8),
+        (b'{"id": "1", "t\xffext": "a"}', ErrorCode.INVALID_UTF8),
+        (b'{"id": "1", "text": "ok"}\xff', ErrorCode.INVALID_UTF8),
+        (b'{"id": "1", "text": "\\ud800"}', ErrorCode.INVALID_JSON),
         (b"{not json", ErrorCode.INVALID_JSON),
         (b"[1, 2]", ErrorCode.INVALID_EVENT),
         (b'{"id": "1"}', ErrorCode.MISSING_TEXT),

@@ -1,7 +1,14 @@
 import asyncio
 import time
+from typing import Any
 
-from streams.dedup import BatchingDedupStore, LruDedupStore, RedisDedupStore, dedup_key
+from streams.dedup import (
+    BatchingDedupStore,
+    LruDedupStore,
+    RedisDedupStore,
+    dedup_key,
+    hiredis_packed,
+)
 
 
 def test_key_depends_on_text_analyses_and_versions() -> None:
@@ -80,3 +87,22 @@ def test_key_from_a_shared_suffix_is_the_same_key() -> None:
     expected = hashlib.sha256(b"h1|keywords,sentiment|keywords=b|sentiment=a").hexdigest()
     assert dedup_key_with("h1", suffix) == "contentstream:dedup:v1:" + expected
     assert dedup_key_with("h1", suffix) == dedup_key("h1", ["keywords", "sentiment"], versions)
+
+
+def test_hiredis_packing_sends_the_bytes_redis_py_would() -> None:
+    from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+    plain, packed = Connection(), hiredis_packed(Connection)()
+    assert type(packed).__name__ == "HiredisPackedConnection"
+    commands: list[tuple[Any, ...]] = [
+        ("MGET", "contentstream:dedup:v1:ab", "k2"),
+        ("EVALSHA", "deadbeef", 2, "k1", "k2", 3600, b'{"id":"1"}', "文本".encode()),
+        ("CONFIG GET", "maxmemory"),
+        (b"CLIENT SETNAME", "worker-1"),
+        ("SET", "k", b"\x00\xff" * 40_000, "EX", 60),
+    ]
+    for args in commands:
+        assert b"".join(packed.pack_command(*args)) == b"".join(plain.pack_command(*args))
+    # The URL's choice of connection (TLS, unix socket) is kept.
+    assert issubclass(hiredis_packed(SSLConnection), SSLConnection)
+    assert issubclass(hiredis_packed(UnixDomainSocketConnection), UnixDomainSocketConnection)
