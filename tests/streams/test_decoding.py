@@ -65,7 +65,8 @@ def test_peek_event_id_reads_ids_of_rejected_payloads() -> None:
 
 VALID = [
     b'{"id": "a", "text": "\xe4\xbd\xa0\xe5\xa5\xbd"}',
-    b'{"id": 7, "text": "x", "analyses": ["sentiment"], "produced_at": "2026-01-01T08:00:00+08:00"}',
+    b'{"id": 7, "text": "x", "analyses": ["sentiment"], '
+    b'"produced_at": "2026-01-01T08:00:00+08:00"}',
     b'{"id": "b", "text": "y", "metadata": {"k": [1, 2]}, "tenant": "t", "language": "en"}',
 ]
 
