@@ -123,8 +123,9 @@ class AnalysisOnlySuite:
             # The texts of the end-to-end saturation run (numbered the same way).
             short = await self._rate(numbered_texts(self.ctx, saturation_count(self.ctx)))
             long = await self._rate(self.ctx.corpus.long_texts)
-        finally:
+        except BaseException:
             await self.close()
+            raise
         processes = self.pool.size
         result.figures = {"docs_per_s": short["docs_per_s"], "long_docs_per_s": long["docs_per_s"]}
         result.rows = [
@@ -140,6 +141,21 @@ class AnalysisOnlySuite:
             "long": long,
         }
         return result
+
+    async def measure_again(self, result: SuiteResult) -> None:
+        """The same limit once more, after the end-to-end run. The host's speed drifts
+        between phases of a run (other tenants); the end-to-end ratio is taken against
+        the faster of the two measurements, so a slow phase cannot flatter it."""
+        again = await self._rate(numbered_texts(self.ctx, saturation_count(self.ctx)))
+        before = result.figures["docs_per_s"]
+        result.raw["short_after_e2e"] = again
+        result.figures["docs_per_s_before_e2e"] = before
+        result.figures["docs_per_s_after_e2e"] = again["docs_per_s"]
+        result.figures["docs_per_s"] = max(before, again["docs_per_s"])
+        result.rows[0] = (
+            f"analysis only, {self.pool.size} processes (docs/s): the higher of before / after e2e",
+            f"{result.figures['docs_per_s']:,.0f} ({before:,.0f} / {again['docs_per_s']:,.0f})",
+        )
 
     async def close(self) -> None:
         await self.pool.close()
