@@ -37,7 +37,7 @@ from streams.batch_processor import BatchProcessor, Outgoing
 from streams.kafka_clients import make_consumer, make_producer
 from streams.offset_ledger import OffsetLedger, Slot, TopicPartition
 from streams.partitioning import partition_for
-from streams.records import InputRecord, as_headers
+from streams.records import InputRecord, input_record
 from streams.runtime import drain, wait_set
 from streams.settings import Settings
 
@@ -94,16 +94,9 @@ class KafkaPublisher:
 
 
 def to_record(message: Any) -> InputRecord:
-    headers = message.headers
-    return InputRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp=message.timestamp / 1000.0 if message.timestamp is not None else None,
-        headers=as_headers(headers) if headers else [],
-    )
+    """aiokafka gives the record timestamp in milliseconds."""
+    ms = message.timestamp
+    return input_record(message, timestamp_s=ms / 1000.0 if ms is not None else None)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

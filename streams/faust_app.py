@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.records import Headers, InputRecord, as_headers
+from streams.records import Headers, InputRecord, input_record
 from streams.security import faust_broker_kwargs
 from streams.settings import Settings
 
@@ -85,16 +85,6 @@ def declare_topics(app: faust.App, settings: Settings) -> tuple[Any, Any, Any]:
 
 
 def to_record(event: EventT[Any]) -> InputRecord:
+    """Faust gives the record timestamp in seconds."""
     message = event.message
-    raw_headers: Any = message.headers
-    pairs = raw_headers.items() if isinstance(raw_headers, dict) else (raw_headers or [])
-    header_list: Headers = as_headers(pairs)
-    return InputRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp=message.timestamp,
-        headers=header_list,
-    )
+    return input_record(message, timestamp_s=message.timestamp)

@@ -217,29 +217,14 @@ class WorkerMetrics:
             if count == 1:
                 child.observe(ms / 1000.0)
             else:
-                observe_many(child, ms / 1000.0, count)
-
-
-def observe_many(histogram: Any, amount: float, count: int) -> None:
-    """``count`` observations of ``amount`` in one step (prometheus_client has no
-    weighted observe; this touches the same two values ``observe`` does)."""
-    buckets = getattr(histogram, "_buckets", None)
-    bounds = getattr(histogram, "_upper_bounds", None)
-    total = getattr(histogram, "_sum", None)
-    if buckets is None or bounds is None or total is None:
-        for _ in range(count):
-            histogram.observe(amount)
-        return
-    total.inc(amount * count)
-    for i, bound in enumerate(bounds):
-        if amount <= bound:
-            buckets[i].inc(count)
-            break
+                observe_values(child, [ms / 1000.0] * count)
 
 
 def observe_values(histogram: Any, values: list[float]) -> None:
     """Many observations in one step: each bucket and the sum are incremented once
-    (``observe`` takes a lock and walks the buckets per value, ~2 µs each)."""
+    (``observe`` takes a lock and walks the buckets per value, ~2 µs each).
+    prometheus_client has no bulk observe; this touches the same values ``observe``
+    does, and falls back to it if their names ever change."""
     if not values:
         return
     buckets = getattr(histogram, "_buckets", None)

@@ -33,3 +33,20 @@ class RecordSink(Protocol):
     """Publishes one record; returns once the broker has acknowledged it."""
 
     async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None: ...
+
+
+def input_record(message: Any, *, timestamp_s: float | None) -> InputRecord:
+    """A consumed Kafka message (aiokafka's ConsumerRecord, Faust's Message) as an
+    InputRecord. The clients differ in the timestamp's unit (ms vs s: the caller
+    converts) and in the headers' form (pairs vs dict)."""
+    raw = message.headers
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return InputRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp=timestamp_s,
+        headers=as_headers(pairs) if pairs else [],
+    )
