@@ -31,9 +31,6 @@ WireOutput = tuple[
     dict[str, str],
 ]
 
-# Result fields whose value may be an ``orjson.Fragment`` (already-serialised JSON).
-SERIALISED_FIELDS = ("sentiment", "keywords", "entities")
-
 
 def _dumped(value: Any) -> bytes | None:
     return None if value is None else orjson.dumps(value)

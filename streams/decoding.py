@@ -59,44 +59,35 @@ class EventDecoder:
         self.max_text_chars = max_text_chars
 
     def decode(self, raw: bytes | None) -> ContentEvent:
-        return self.validate(self.parse(raw))
+        return self.validate(self._parse(raw))
 
     def decode_many(self, raws: Sequence[bytes | None]) -> list[ContentEvent | EventRejected]:
         """:meth:`decode` of each, the event or its rejection, with one pydantic call
         for all payloads that pass the cheap checks (~2.7 µs less per event than one
         call each). When any of them fails validation, all are validated one by one,
         so every rejection is exactly the one :meth:`decode` gives (tested)."""
-        out: list[ContentEvent | EventRejected | None] = []
-        payloads: list[dict[str, Any]] = []
-        slots: list[int] = []
+        parsed: list[dict[str, Any] | EventRejected] = []
         for raw in raws:
             try:
-                payload = self.prechecked(self.parse(raw))
+                parsed.append(self._prechecked(self._parse(raw)))
             except EventRejected as exc:
-                out.append(exc)
-                continue
-            slots.append(len(out))
-            payloads.append(payload)
-            out.append(None)
+                parsed.append(exc)
+        payloads = [p for p in parsed if not isinstance(p, EventRejected)]
+        if not payloads:
+            return [p for p in parsed if isinstance(p, EventRejected)]
         events: list[ContentEvent | EventRejected] = []
-        if payloads:
-            try:
-                events.extend(_EVENT_LIST.validate_python(payloads))
-            except ValidationError:
-                for payload in payloads:
-                    try:
-                        events.append(self._validated(payload))
-                    except EventRejected as exc:
-                        events.append(exc)
-        for slot, event in zip(slots, events, strict=True):
-            out[slot] = event
-        decoded: list[ContentEvent | EventRejected] = []
-        for one in out:
-            assert one is not None
-            decoded.append(one)
-        return decoded
+        try:
+            events.extend(_EVENT_LIST.validate_python(payloads))
+        except ValidationError:
+            for payload in payloads:
+                try:
+                    events.append(self._validated(payload))
+                except EventRejected as exc:
+                    events.append(exc)
+        validated = iter(events)
+        return [p if isinstance(p, EventRejected) else next(validated) for p in parsed]
 
-    def parse(self, raw: bytes | None) -> Any:
+    def _parse(self, raw: bytes | None) -> Any:
         """The JSON value of a record, or its rejection (no record, too large, not
         UTF-8, not JSON)."""
         if raw is None:
@@ -118,9 +109,9 @@ class EventDecoder:
         return payload
 
     def validate(self, payload: Any) -> ContentEvent:
-        return self._validated(self.prechecked(payload))
+        return self._validated(self._prechecked(payload))
 
-    def prechecked(self, payload: Any) -> dict[str, Any]:
+    def _prechecked(self, payload: Any) -> dict[str, Any]:
         """``payload`` if it is an object whose text passes the checks that get their
         own error codes (missing, empty, too long); the rest is pydantic's."""
         if not isinstance(payload, dict):

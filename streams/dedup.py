@@ -120,14 +120,19 @@ return #KEYS
 """
 
 
-class _HiredisPacking:
-    """Packs commands with hiredis' C encoder. redis.asyncio packs in Python even when
-    hiredis is installed: for a worker's batched MGET and store script that was ~9 µs
-    per event, the largest single cost of deduplication (profiled)."""
+def hiredis_packed(connection_class: type) -> type:
+    """``connection_class`` (plain, TLS or unix socket, as the URL chose it) packing
+    commands with hiredis' C encoder, or unchanged where hiredis is not installed.
 
-    def pack_command(self, *args: Any) -> list[bytes]:
-        import hiredis
+    redis.asyncio packs in Python even when hiredis is installed: for a worker's
+    batched MGET and store script that was ~9 µs per event, the largest single cost
+    of deduplication (profiled)."""
+    try:
+        from hiredis import pack_command as pack
+    except ImportError:
+        return connection_class
 
+    def pack_command(self: Any, *args: Any) -> list[bytes]:
         first = args[0]
         # Multi-word command names ("CONFIG GET") go to Redis as separate words, as
         # redis-py's own packer sends them.
@@ -135,20 +140,12 @@ class _HiredisPacking:
             isinstance(first, bytes) and b" " in first
         ):
             args = (*first.split(), *args[1:])
-        return [hiredis.pack_command(args)]
+        return [pack(args)]
 
-
-def hiredis_packed(connection_class: type) -> type:
-    """``connection_class`` (plain, TLS or unix socket, as the URL chose it) packing
-    with hiredis, or unchanged where hiredis is not installed."""
-    try:
-        import hiredis
-    except ImportError:
-        return connection_class
-    if not hasattr(hiredis, "pack_command"):
-        return connection_class
     return type(
-        f"HiredisPacked{connection_class.__name__}", (_HiredisPacking, connection_class), {}
+        f"HiredisPacked{connection_class.__name__}",
+        (connection_class,),
+        {"pack_command": pack_command},
     )
 
 
