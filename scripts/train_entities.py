@@ -10,6 +10,14 @@ weights are exported into the fingerprinted hash table the runtime reads with nu
 The gazetteer features come from jieba's bundled dictionary (words tagged nr/nrfg/nrt,
 ns, nt). Deterministic: the split is by sha1 of the text, the augmentation is seeded
 and L-BFGS is deterministic.
+
+``--domain-features`` trains with "frustratingly easy" domain adaptation (Daume 2007):
+every feature key is emitted twice, as itself (shared by all corpora) and prefixed with
+its sentence's domain (``p:`` People's Daily and its augmented copies; ``o:`` or one
+prefix per corpus for the others). At export the People's Daily model is folded into
+one row per key, w[k] + w[p:k], which is exactly the People's Daily-domain CRF (the
+score is linear in the features; transitions are shared), so the table format and the
+run-time cost do not change.
 """
 
 from __future__ import annotations
@@ -48,6 +56,12 @@ TAGS = BIO_TAGS
 JIEBA_KIND = {"nr": 0, "nrfg": 0, "nrt": 0, "ns": 1, "nt": 2}
 WEIGHT_BITS = 20
 GAZ_BITS = 19
+PD_DOMAIN = "p"
+# --domain-features: corpus name -> domain prefix of the non-People's Daily corpora.
+DOMAIN_SCHEMES: dict[str, dict[str, str]] = {
+    "other": {},  # one shared "o" domain
+    "corpus": {"weibo_train": "w", "cluener": "c"},
+}
 
 
 def jieba_gazetteer(min_freq: int) -> Gazetteer:
@@ -145,28 +159,56 @@ def labels_of(sentence: Sentence) -> list[str]:
     return labels
 
 
-def featurise(extractor: FeatureExtractor, text: str) -> list[list[str]]:
+def featurise(extractor: FeatureExtractor, text: str, domain: str | None = None) -> list[list[str]]:
+    """Hex feature keys per character; with a domain, each key also as ``domain:key``."""
     codes, _ = batch_codepoints([text])
     words = batch_word_codes([segmentation.tag(text)]) if extractor.use_words else None
     keys = extractor.keys(codes, words)[PAD : PAD + len(text)]
-    return [[format(k, "x") for k in row] for row in keys.tolist()]
+    rows = [[format(k, "x") for k in row] for row in keys.tolist()]
+    if domain is None:
+        return rows
+    return [row + [f"{domain}:{k}" for k in row] for row in rows]
+
+
+def fold_domain(
+    raw: dict[str, np.ndarray], domain: str | None
+) -> tuple[dict[int, np.ndarray], dict[str, int]]:
+    """Exported weights from crfsuite's per-attribute weights: the general key's row,
+    plus (with a domain) that domain's copy of it, w[k] + w[domain:k]. Copies of the
+    other domains are dropped. Also returns counts of keys by domain prefix."""
+    features: dict[int, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for attr, vec in raw.items():
+        prefix, sep, key = attr.rpartition(":")
+        counts[prefix if sep else ""] = counts.get(prefix if sep else "", 0) + 1
+        if sep and prefix != domain:
+            continue
+        k = int(key, 16)
+        if k in features:
+            features[k] = features[k] + vec
+        else:
+            features[k] = vec.copy()
+    return features, counts
 
 
 def train_crf(
     extractor: FeatureExtractor,
-    data: list[tuple[Sentence, int]],
+    data: list[tuple[Sentence, int, str | None]],
     c1: float,
     c2: float,
     iterations: int,
     keep_model: str | None = None,
+    export_domain: str | None = None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Train on (sentence, copies, domain) rows; with ``export_domain`` the exported
+    weights are that domain's folded model (``fold_domain``)."""
     import pycrfsuite
 
     trainer = pycrfsuite.Trainer(verbose=False)
-    for sentence, copies in data:
+    for sentence, copies, domain in data:
         if not sentence.text:
             continue
-        xseq = featurise(extractor, sentence.text)
+        xseq = featurise(extractor, sentence.text, domain)
         yseq = labels_of(sentence)
         for _ in range(copies):
             trainer.append(xseq, yseq)
@@ -185,10 +227,17 @@ def train_crf(
         tagger.open(model)
         info = tagger.info()
     tag_index = {t: i for i, t in enumerate(TAGS)}
-    features: dict[int, np.ndarray] = {}
+    raw: dict[str, np.ndarray] = {}
     for (attr, label), weight in info.state_features.items():
-        vec = features.setdefault(int(attr, 16), np.zeros(len(TAGS), dtype=np.float32))
+        vec = raw.setdefault(attr, np.zeros(len(TAGS), dtype=np.float32))
         vec[tag_index[label]] = weight
+    features, counts = fold_domain(raw, export_domain)
+    if export_domain is not None:
+        print(
+            "crf attributes by domain: "
+            + ", ".join(f"{k or 'shared'}={v}" for k, v in sorted(counts.items())),
+            flush=True,
+        )
     transitions = np.zeros((len(TAGS), len(TAGS)), dtype=np.float32)
     for (prev, nxt), weight in info.transitions.items():
         transitions[tag_index[prev], tag_index[nxt]] = weight
@@ -250,6 +299,13 @@ def main() -> None:
     )
     parser.add_argument("--keep-crf", help="also keep the crfsuite model file here")
     parser.add_argument("--arrays-out", type=Path, help="also write the exported arrays here")
+    parser.add_argument(
+        "--domain-features",
+        choices=sorted(DOMAIN_SCHEMES),
+        help="EasyAdapt feature augmentation (shared + per-domain copies, People's Daily "
+        "domain folded in at export): 'other' = one domain for all other corpora, "
+        "'corpus' = one per corpus",
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -257,17 +313,29 @@ def main() -> None:
     extractor = FeatureExtractor(gazetteer, use_words=args.words, extended=args.extended)
     train_splits: set[Split] = {"train"} if args.tune else {"train", "tune"}
     pd_train = sentences("peoples_daily", train_splits)
-    data = [(s, args.pd_copies) for s in pd_train]
-    data += [(s, 1) for s in augment(pd_train, args.augment, args.jieba_share)]
+    scheme = DOMAIN_SCHEMES[args.domain_features] if args.domain_features else None
+    pd_domain = PD_DOMAIN if scheme is not None else None
+    data: list[tuple[Sentence, int, str | None]] = [
+        (s, args.pd_copies, pd_domain) for s in pd_train
+    ]
+    data += [(s, 1, pd_domain) for s in augment(pd_train, args.augment, args.jieba_share)]
     for name in filter(None, args.extra.split(",")):
-        data += [(s, 1) for s in sentences(name, {"train", "tune"})]
+        domain = None if scheme is None else scheme.get(name, "o")
+        data += [(s, 1, domain) for s in sentences(name, {"train", "tune"})]
     print(f"training sentences: {len(data)}", flush=True)
     features, transitions = train_crf(
-        extractor, data, args.c1, args.c2, args.iterations, args.keep_crf
+        extractor, data, args.c1, args.c2, args.iterations, args.keep_crf, pd_domain
     )
     nonzero = sum(1 for v in features.values() if np.any(v))
     print(f"features: {len(features)} ({nonzero} non-zero), {time.perf_counter() - t0:.0f}s")
     arrays = model_arrays(extractor, features, transitions)
+    filled = int(np.count_nonzero(arrays["slot_rows"]))
+    print(
+        f"table: {filled} of {arrays['slot_rows'].shape[0]} slots filled "
+        f"({filled / arrays['slot_rows'].shape[0]:.3f}), {len(features) - filled} keys lost "
+        "to collisions",
+        flush=True,
+    )
     if args.arrays_out:
         np.savez(args.arrays_out, **arrays)  # type: ignore[arg-type]
     tagger = ChineseEntityTagger.from_arrays(arrays, margin=6.0)
