@@ -258,6 +258,18 @@ def analyzers_suite(quick: bool, results_dir: Path) -> SuiteResult:
         ]
         if per_stage:
             result.rows.append((f"one core, per stage, {label} (docs/s)", ", ".join(per_stage)))
+    for label, found in (report.get("side_by_side") or {}).items():
+        if found:
+            key = "long_reference_ratio" if "1000" in label else "reference_ratio"
+            result.figures[key] = float(found["ratio"])
+            result.rows.append(
+                (
+                    f"one core, {label}, side by side with the tutorial's jieba engine "
+                    f"({found['docs']} docs): pipeline / jieba (docs/s)",
+                    f"{found['pipeline_docs_per_s']:,.0f} / {found['reference_docs_per_s']:,.1f}"
+                    f" = {found['ratio']:.1f}×",
+                )
+            )
     return result
 
 

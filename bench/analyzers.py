@@ -11,7 +11,10 @@ Writes the numbers to bench/results/analyzers.json. The segmentation cache is cl
 before each measurement so no stage profits from one measured before it.
 
 Targets (whole pipeline, one core): >= 2,000 docs/s on the corpus, >= 150 docs/s on
-its long documents.
+its long documents. Those are absolute and the host's speed drifts by a third within an
+hour, so the pipeline is also timed side by side with a per-event jieba engine of the
+seed tutorial's design (bench/reference_engine.py) on an evenly spaced sample, slice by
+slice in turn: the ratio holds still while both absolute figures move.
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ from analyzers import segmentation  # noqa: E402
 from analyzers.config import PipelineConfig  # noqa: E402
 from analyzers.factory import build_pipeline  # noqa: E402
 from analyzers.pipeline import AnalysisRequest  # noqa: E402
+from bench.reference_engine import JiebaReferenceEngine  # noqa: E402
 from evaluation.data import default_data_dir, read_jsonl  # noqa: E402
 
 STAGES = ("language", "sentiment", "keywords", "summary", "entities")
 LONG_CHARS = 1000
 TARGETS = {"corpus": 2000.0, "long": 150.0}
+# Side-by-side sample sizes (corpus, long) and the number of alternating slices.
+REFERENCE_SAMPLE = {"quick": (600, 40), "full": (2000, 120)}
+REFERENCE_SLICES = 8
 
 
 def load_texts(data_dir: Path, limit: int | None) -> tuple[list[str], str]:
@@ -115,6 +122,49 @@ def measure(texts: list[str], batch_size: int, pipeline: Any) -> list[dict[str, 
     return rows
 
 
+def spaced_sample(texts: Sequence[str], n: int) -> list[str]:
+    """``n`` texts spread evenly over ``texts`` (all of them when there are fewer)."""
+    if n >= len(texts):
+        return list(texts)
+    step = len(texts) / n
+    return [texts[int(i * step)] for i in range(n)]
+
+
+def side_by_side(
+    texts: list[str],
+    batch_size: int,
+    pipeline: Any,
+    reference: Any,
+    slices: int = REFERENCE_SLICES,
+) -> dict[str, Any] | None:
+    """The pipeline (in batches, cold segmentation cache) and the reference engine (one
+    text at a time) over the same texts, slice by slice in turn, so that both see the
+    same phases of a drifting host. docs/s of each and their ratio."""
+    if not texts:
+        return None
+
+    def run_pipeline(batch: list[str]) -> object:
+        return pipeline.analyze([AnalysisRequest(text=t) for t in batch])
+
+    def run_reference(batch: list[str]) -> object:
+        return [reference.analyze(t) for t in batch]
+
+    run_pipeline(texts[:8])
+    run_reference(texts[:2])
+    ours = theirs = 0.0
+    size = -(-len(texts) // slices)
+    for start in range(0, len(texts), size):
+        part = texts[start : start + size]
+        ours += time_batches(run_pipeline, part, batch_size)
+        theirs += time_batches(run_reference, part, len(part))
+    return {
+        "docs": len(texts),
+        "pipeline_docs_per_s": round(len(texts) / ours, 1),
+        "reference_docs_per_s": round(len(texts) / theirs, 1),
+        "ratio": round(theirs / ours, 2),
+    }
+
+
 def _unwired_stages(wired: set[str]) -> dict[str, Any]:
     """Stages that exist in analyzers/ but the factory does not build yet (measured alone,
     not part of the pipeline row)."""
@@ -150,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5,000 documents, 300 long ones")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the side-by-side run of the jieba reference engine",
+    )
+    parser.add_argument(
         "--output", type=Path, default=REPO / "bench" / "results" / "analyzers.json"
     )
     args = parser.parse_args(argv)
@@ -178,12 +233,25 @@ def main(argv: list[str] | None = None) -> int:
         f">= {LONG_CHARS} chars": measure(long_texts, args.batch_size, pipeline),
     }
     print(markdown(results))
-    for label, target in zip(results, TARGETS.values(), strict=True):
+    reference = None if args.no_reference else JiebaReferenceEngine()
+    n_short, n_long = REFERENCE_SAMPLE["quick" if args.quick or args.limit else "full"]
+    samples = (spaced_sample(texts, n_short), spaced_sample(long_texts, n_long))
+    compared: dict[str, dict[str, Any] | None] = {}
+    for label, target, sample in zip(results, TARGETS.values(), samples, strict=True):
         overall = [r for r in results[label] if r["stage"] == "all (pipeline)"]
         if overall:
             verdict = "meets" if overall[0]["docs_per_s"] >= target else "misses"
             print(
                 f"{label}: pipeline {overall[0]['docs_per_s']:,.0f} docs/s {verdict} {target:,.0f}"
+            )
+        found = compared[label] = (
+            side_by_side(sample, args.batch_size, pipeline, reference) if reference else None
+        )
+        if found:
+            print(
+                f"{label}, side by side on {found['docs']} docs: pipeline "
+                f"{found['pipeline_docs_per_s']:,.0f} vs jieba reference "
+                f"{found['reference_docs_per_s']:,.1f} docs/s = {found['ratio']:.1f}x"
             )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -193,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "pipeline_build_seconds": round(build_seconds, 3),
         "results": results,
+        "side_by_side": compared,
     }
     args.output.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
     return 0
