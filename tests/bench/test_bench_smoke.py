@@ -196,3 +196,16 @@ def test_cpu_per_event_by_role() -> None:
         "pool_cpu_us_per_event": 2000.0,
     }
     assert cpu_per_event(before, after, 0) == {}
+
+
+def test_scaling_combines_bursts_by_their_durations() -> None:
+    from bench.scaling import combined_rate
+
+    # 1,000 events at 1,000/s (1 s) and 1,000 at 500/s (2 s): 2,000 events in 3 s.
+    bursts = [
+        {"events": 1000, "events_per_s": 1000.0},
+        {"events": 1000, "events_per_s": 500.0},
+    ]
+    assert combined_rate(bursts) == pytest.approx(2000 / 3)
+    assert combined_rate([{"events": 10, "events_per_s": 0.0}]) == 0.0
+    assert combined_rate([]) == 0.0
