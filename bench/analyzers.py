@@ -14,7 +14,7 @@ Targets (whole pipeline, one core): >= 2,000 docs/s on the corpus, >= 150 docs/s
 its long documents. Those are absolute and the host's speed drifts by a third within an
 hour, so the pipeline is also timed side by side with a per-event jieba engine of the
 seed tutorial's design (bench/reference_engine.py) on an evenly spaced sample, slice by
-slice in turn: the ratio holds still while both absolute figures move.
+slice in turn: the ratio moves less than either absolute figure (README, Benchmarks).
 """
 
 from __future__ import annotations
