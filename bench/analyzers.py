@@ -114,12 +114,19 @@ def measure(texts: list[str], batch_size: int, pipeline: Any) -> list[dict[str, 
         run_stage(texts[:8])  # warm-up: lazy loads are not throughput
         record(stage, time_batches(run_stage, texts, batch_size))
 
-    def run_pipeline(batch: list[str]) -> object:
-        return pipeline.analyze([AnalysisRequest(text=t) for t in batch])
-
+    run_pipeline = pipeline_runner(pipeline)
     run_pipeline(texts[:8])
     record("all (pipeline)", time_batches(run_pipeline, texts, batch_size))
     return rows
+
+
+def pipeline_runner(pipeline: Any) -> Callable[[list[str]], object]:
+    """The whole pipeline over a batch of texts, each with the default analyses."""
+
+    def run(batch: list[str]) -> object:
+        return pipeline.analyze([AnalysisRequest(text=t) for t in batch])
+
+    return run
 
 
 def spaced_sample(texts: Sequence[str], n: int) -> list[str]:
@@ -142,9 +149,7 @@ def side_by_side(
     same phases of a drifting host. docs/s of each and their ratio."""
     if not texts:
         return None
-
-    def run_pipeline(batch: list[str]) -> object:
-        return pipeline.analyze([AnalysisRequest(text=t) for t in batch])
+    run_pipeline = pipeline_runner(pipeline)
 
     def run_reference(batch: list[str]) -> object:
         return [reference.analyze(t) for t in batch]

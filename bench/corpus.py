@@ -93,6 +93,13 @@ def load_corpus(
     return Corpus(texts=texts, long_texts=long_texts, source=source)
 
 
+def numbered_texts(texts: list[str], count: int) -> list[str]:
+    """``count`` texts made unique by their index (wrapping around ``texts``): a repeat
+    would be answered from the dedup store or the worker's recent-analysis map instead
+    of analysed, flattering rate and latency."""
+    return [f"{t} [{i}]" for i, t in enumerate(take(texts, 0, count))]
+
+
 def take(texts: list[str], start: int, count: int) -> list[str]:
     """``count`` texts from ``start``, wrapping around: phases get disjoint slices while
     the corpus lasts, so one phase's dedup entries do not answer the next phase."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analyzers.pipeline import AnalysisRequest
-from bench.corpus import take
+from bench.corpus import numbered_texts, take
 from bench.memory import cpu_seconds, process_tree
 from bench.transport import (
     BenchContext,
@@ -45,13 +45,6 @@ from streams.settings import Settings, load_settings
 def worker_settings() -> Settings:
     """The settings a worker started from this environment would use."""
     return load_settings()
-
-
-def numbered_texts(ctx: BenchContext, count: int) -> list[str]:
-    """``count`` corpus texts made unique by their index (wrapping around the corpus):
-    a repeat would be answered from the dedup store or the worker's recent-analysis
-    map instead of analysed, flattering rate and latency."""
-    return [f"{t} [{i}]" for i, t in enumerate(take(ctx.corpus.texts, 0, count))]
 
 
 def saturation_count(ctx: BenchContext) -> int:
@@ -121,7 +114,9 @@ class AnalysisOnlySuite:
             texts = self.ctx.corpus.texts
             await self._rate(take(texts, max(0, len(texts) - 500), 500))
             # The texts of the end-to-end saturation run (numbered the same way).
-            short = await self._rate(numbered_texts(self.ctx, saturation_count(self.ctx)))
+            short = await self._rate(
+                numbered_texts(self.ctx.corpus.texts, saturation_count(self.ctx))
+            )
             long = await self._rate(self.ctx.corpus.long_texts)
         except BaseException:
             await self.close()
@@ -146,7 +141,7 @@ class AnalysisOnlySuite:
         """The same limit once more, after the end-to-end run. The host's speed drifts
         between phases of a run (other tenants); the end-to-end ratio is taken against
         the faster of the two measurements, so a slow phase cannot flatter it."""
-        again = await self._rate(numbered_texts(self.ctx, saturation_count(self.ctx)))
+        again = await self._rate(numbered_texts(self.ctx.corpus.texts, saturation_count(self.ctx)))
         before = result.figures["docs_per_s"]
         result.raw["short_after_e2e"] = again
         result.figures["docs_per_s_before_e2e"] = before
@@ -221,7 +216,7 @@ class EndToEndSuite:
         # analysed, flattering rate and latency.
         count = saturation_count(ctx)
         # Enough for the saturation run and both paced runs without a repeat.
-        texts = numbered_texts(ctx, ctx.size(30_000, count + 300_000))
+        texts = numbered_texts(ctx.corpus.texts, ctx.size(30_000, count + 300_000))
         try:
             offset = 0
             saturation = await burst_through(

@@ -129,15 +129,24 @@ def cpu_by_role(pids: Iterable[int | None], proc: Path = PROC) -> dict[int, tupl
     return found
 
 
+def cpu_spent(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds by role between two ``cpu_by_role`` readings (a process that started
+    in between counts from zero)."""
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        start = before.get(pid, (role, 0.0))[1]
+        spent[role] = spent.get(role, 0.0) + max(0.0, seconds - start)
+    return spent
+
+
 def cpu_per_event(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], events: int
 ) -> dict[str, float]:
     """Microseconds of CPU per event, by role (worker = the worker's main process, pool = all
     analyzer processes together)."""
-    spent: dict[str, float] = {}
-    for pid, (role, seconds) in after.items():
-        start = before.get(pid, (role, 0.0))[1]
-        spent[role] = spent.get(role, 0.0) + max(0.0, seconds - start)
     if events <= 0:
         return {}
+    spent = cpu_spent(before, after)
     return {f"{role}_cpu_us_per_event": round(s * 1e6 / events, 1) for role, s in spent.items()}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench.corpus import take
-from bench.memory import cpu_by_role, process_tree
+from bench.corpus import numbered_texts, take
+from bench.memory import cpu_by_role, cpu_spent, process_tree
 from bench.transport import (
     BenchContext,
     Deployment,
@@ -72,26 +72,16 @@ class ScalingSuite:
     async def measure(self) -> SuiteResult:
         n1 = self.ctx.size(3000, 10_000) // ROUNDS
         n2 = 2 * n1
-        # Numbered, so no text repeats even where the (quick) corpus wraps around: a
-        # repeat would be answered by deduplication instead of analysed.
-        texts = [
-            f"{t} [{i}]" for i, t in enumerate(take(self.ctx.corpus.texts, 0, 3 * n1 * ROUNDS))
-        ]
+        texts = numbered_texts(self.ctx.corpus.texts, 3 * n1 * ROUNDS)
         ones: list[dict[str, Any]] = []
         twos: list[dict[str, Any]] = []
         start = 0
         try:
             for turn in range(ROUNDS):
-                ones.append(
-                    await self._burst(
-                        self.one, f"one{turn}", take(texts, start, n1), 60.0 + n1 / 20.0
-                    )
-                )
-                twos.append(
-                    await self._burst(
-                        self.two, f"two{turn}", take(texts, start + n1, n2), 60.0 + n2 / 40.0
-                    )
-                )
+                one_texts = take(texts, start, n1)
+                ones.append(await self._burst(self.one, f"one{turn}", one_texts, 60 + n1 / 20))
+                two_texts = take(texts, start + n1, n2)
+                twos.append(await self._burst(self.two, f"two{turn}", two_texts, 60 + n2 / 40))
                 start += n1 + n2
             single: dict[str, Any] = {"events_per_s": combined_rate(ones), "bursts": ones}
             double: dict[str, Any] = {"events_per_s": combined_rate(twos), "bursts": twos}
@@ -139,9 +129,7 @@ class ScalingSuite:
         before = cpu_by_role(w.pid for w in idle)
         burst = await burst_through(deployment, prefix, texts, timeout_s, mine)
         after = cpu_by_role(w.pid for w in idle)
-        burst["idle_group_cpu_s"] = round(
-            sum(max(0.0, s - before.get(pid, (r, 0.0))[1]) for pid, (r, s) in after.items()), 3
-        )
+        burst["idle_group_cpu_s"] = round(sum(cpu_spent(before, after).values()), 3)
         return burst
 
     async def close(self) -> None:

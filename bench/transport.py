@@ -37,7 +37,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.corpus import REPO_ROOT, Corpus, take
+from bench.corpus import REPO_ROOT, Corpus, numbered_texts, take
 from bench.memory import cpu_by_role, cpu_per_event, process_tree
 
 BENCH_REDIS_DB = int(os.environ.get("CONTENTSTREAM_BENCH_REDIS_DB", "14"))
@@ -719,9 +719,8 @@ class TransportSuite:
         # As many events as the plain loop gets: a worker keeps thousands in flight,
         # so a short burst would be rated on a few bunched-up publishes.
         events = self.ctx.size(20_000, 100_000)
-        # Numbered, so no text repeats when the sample wraps around: every event is a
-        # dedup miss, stored once (the costly path of dedup).
-        texts = [f"{t} [{i}]" for i, t in enumerate(take(self.ctx.corpus.texts, 0, events))]
+        # Numbered: every event is a dedup miss, stored once (the costly path of dedup).
+        texts = numbered_texts(self.ctx.corpus.texts, events)
         try:
             worker = await burst_through(
                 self.deployment, "transport", texts, 60.0 + events / 50, self.workers[:1]

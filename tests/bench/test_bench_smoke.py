@@ -209,3 +209,19 @@ def test_scaling_combines_bursts_by_their_durations() -> None:
     assert combined_rate(bursts) == pytest.approx(2000 / 3)
     assert combined_rate([{"events": 10, "events_per_s": 0.0}]) == 0.0
     assert combined_rate([]) == 0.0
+
+
+def test_numbered_texts_are_unique_even_when_the_corpus_wraps() -> None:
+    from bench.corpus import numbered_texts
+
+    texts = numbered_texts(["a", "b"], 5)
+    assert texts == ["a [0]", "b [1]", "a [2]", "b [3]", "a [4]"]
+    assert numbered_texts([], 3) == []
+
+
+def test_cpu_spent_counts_new_processes_from_zero_and_never_negative() -> None:
+    from bench.memory import cpu_spent
+
+    before = {1: ("worker", 2.0), 2: ("pool", 5.0)}
+    after = {1: ("worker", 2.5), 2: ("pool", 4.0), 3: ("pool", 1.5)}
+    assert cpu_spent(before, after) == {"worker": 0.5, "pool": 1.5}
