@@ -105,6 +105,7 @@ bench-quick:
 train: install-python ## retrain the shipped models from ../shared/data
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_sentiment.py
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_entities.py
+	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_summary_ranker.py
 
 clean:
 	rm -rf .services .pytest_cache .mypy_cache .ruff_cache bench/results build *.egg-info

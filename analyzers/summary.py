@@ -2,13 +2,19 @@
 
 The text is cut into units: sentences for English, clauses (sentence pieces between
 ，；：。！？) for Chinese, because Chinese headlines and titles are about 20 characters
-and a whole sentence of a news post or an abstract is two or three times that. Each
-unit scores by its centrality (how many of its character bigrams recur in the rest of
-the text: the TextRank idea at a fraction of the cost) and by its position (leads
-carry the news). The best units that fit the length budget are returned in text order.
+and a whole sentence of a news post or an abstract is two or three times that.
+
+Chinese (and any non-English) clauses are scored by a small learned linear ranker
+(``models/summary/clause_ranker.json``, trained by ``scripts/train_summary_ranker.py``
+on headline/title data; see the model card there) over five features: position
+(1 / (1 + index)), length (linear and distance from 18 characters), centrality relative
+to the most central clause (how many of its character bigrams recur in the rest of the
+text: the TextRank idea at a fraction of the cost) and the share of digits. English
+sentences keep the extractive-1 score: centrality plus a position prior (leads carry the
+news). The best ``max_units`` units that fit the length budget are returned in text order.
 
 The budget is ``target_chars``: a tenth of the text, at least ``min_target_chars``
-(tuned on headline/title data, where ~30 characters scores best) and at most
+(30; on headline/title data floors of 18-30 characters score within noise) and at most
 ``max_chars``. A unit is never cut unless the best one alone is longer than
 ``max_chars``; then it is cut at a clause or word boundary. A text no longer than the
 budget is its own summary.
@@ -16,20 +22,26 @@ budget is its own summary.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import operator
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from analyzers.segmentation import segment_with_offsets
 from analyzers.sentences import sentence_spans
 
-VERSION = "extractive-1"
+MODEL_FILE = Path(__file__).resolve().parent / "models" / "summary" / "clause_ranker.json"
 
 _ZH_CLAUSE = re.compile(r"[^，,。；;！？!?：:\n]+[，,。；;！？!?：:\n”’」』）)】》\"]*")
 _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCT = "，,；;：: \n"
+_UNIT_END = "，,。；;：: \n"
 _CUT_AT = "，,；;：:、 "
 _HEAD = 1.0  # weight of the position prior
 _CENTRALITY = 1.0
@@ -38,6 +50,13 @@ _MAX_UNITS = 3
 # anyway) and centrality counts over the leading characters; this bounds the cost.
 _SCORED_UNITS = 40
 _CENTRALITY_CHARS = 3000
+_DIGITS = frozenset("0123456789０１２３４５６７８９")
+_DIGIT = re.compile("[0-9０-９]")
+# Features of a Chinese clause for the learned ranker, in the order of the weights. A
+# backward ablation of 22 features (position, length, centrality, first-sentence overlap,
+# quotes, colons, 《》, sentence start, end marks, boilerplate, ...) kept these five at no
+# loss in cross-validation; see analyzers/models/summary/MODEL_CARD.md.
+FEATURES = ("head", "chars", "off_18_chars", "centrality_vs_best", "digit_share")
 
 
 def _bigrams(text: str) -> Iterator[str]:
@@ -49,6 +68,68 @@ def _units(text: str, language: str) -> list[str]:
     if language == "en":
         return [text[s:e] for s, e in sentence_spans(text)]
     return [m.group() for m in _ZH_CLAUSE.finditer(text) if m.group().strip()]
+
+
+def _centralities(text: str, units: Sequence[str]) -> list[float]:
+    """log(1 + mean count elsewhere in the text of each unit's character bigrams)."""
+    counts = Counter(_bigrams(_SPACE.sub("", text[:_CENTRALITY_CHARS])))
+    lookup = counts.__getitem__
+    out = []
+    for unit in units:
+        compact = _SPACE.sub("", unit)
+        n_grams = len(compact) - 1
+        # Bigrams repeated elsewhere in the text: the unit talks about the main topic.
+        recurring = (
+            (sum(map(lookup, _bigrams(compact))) - n_grams) / (n_grams + 1) if n_grams > 0 else 0.0
+        )
+        out.append(math.log1p(recurring))
+    return out
+
+
+def unit_features(text: str, units: Sequence[str]) -> list[list[float]]:
+    """One row of :data:`FEATURES` per unit (clauses of ``text``, in text order)."""
+    centrality = _centralities(text, units)
+    best = max(centrality, default=0.0) or 1.0
+    rows = []
+    for index, unit in enumerate(units):
+        clause = clause_target(unit)
+        size = len(clause)
+        rows.append(
+            [
+                1.0 / (1 + index),
+                size / 20,
+                abs(size - 18) / 20,
+                centrality[index] / best,
+                sum(map(_DIGITS.__contains__, clause)) / max(size, 1),
+            ]
+        )
+    return rows
+
+
+def clause_target(unit: str) -> str:
+    """The text of a unit a ranker is trained to score: without its end punctuation."""
+    return unit.strip().rstrip(_UNIT_END)
+
+
+@lru_cache(maxsize=1)
+def load_ranker(path: Path = MODEL_FILE) -> dict[str, Any]:
+    """The shipped clause ranker (``scripts/train_summary_ranker.py``); ``{}`` if absent."""
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    model: dict[str, Any] = json.loads(data)
+    if model.get("features") != list(FEATURES):
+        return {}  # weights for another feature set: fall back to the heuristic
+    model["sha"] = hashlib.sha256(data).hexdigest()[:12]
+    return model
+
+
+def _version() -> str:
+    sha = load_ranker().get("sha")
+    return f"extractive-3-{sha}" if sha else "extractive-1"
+
+
+VERSION = _version()
 
 
 def _clean_cut(text: str, limit: int, language: str) -> str:
@@ -71,14 +152,37 @@ def _clean_cut(text: str, limit: int, language: str) -> str:
 
 
 class Summarizer:
+    """``max_units`` defaults to the value the shipped ranker was tuned with (see its
+    model card), else to 3; ``ranker=False`` forces the
+    extractive-1 heuristic (centrality + position) for every language; ``weights`` (one
+    per :data:`FEATURES`) replace the shipped ones (for training and tests)."""
+
     name = "summary"
     version = VERSION
 
-    def __init__(self, max_chars: int = 120, *, min_target_chars: int = 30) -> None:
+    def __init__(
+        self,
+        max_chars: int = 120,
+        *,
+        min_target_chars: int = 30,
+        max_units: int | None = None,
+        ranker: bool = True,
+        weights: Sequence[float] | None = None,
+    ) -> None:
         if max_chars < 1:
             raise ValueError("max_chars must be positive")
+        model = load_ranker() if ranker else {}
+        if weights is None:
+            weights = model.get("weights")
+        if weights is not None and len(weights) != len(FEATURES):
+            raise ValueError(f"expected {len(FEATURES)} weights, got {len(weights)}")
+        self._weights = [float(w) for w in weights] if weights is not None else None
+        if max_units is None:
+            max_units = int(model.get("max_units", _MAX_UNITS))
         self.max_chars = max_chars
         self.min_target_chars = min(min_target_chars, max_chars)
+        self.max_units = max(1, max_units)
+        self.version = _version() if self._weights is not None else "extractive-1"
 
     def target_chars(self, text: str) -> int:
         return max(self.min_target_chars, min(self.max_chars, len(text) // 10))
@@ -91,11 +195,14 @@ class Summarizer:
         units = _units(text, language)[:_SCORED_UNITS]
         if not units:
             return _clean_cut(text, self.max_chars, language)
-        scores = self._scores(text, units)
+        if self._weights is not None and language != "en":
+            scores = self._ranked(text, units, self._weights)
+        else:
+            scores = self._scores(text, units)
         order = sorted(range(len(units)), key=lambda i: scores[i], reverse=True)
         chosen: list[int] = []
         used = 0
-        for i in order[:_MAX_UNITS]:
+        for i in order[: self.max_units]:
             size = len(units[i].strip())
             if not chosen or used + size <= target:
                 chosen.append(i)
@@ -107,21 +214,30 @@ class Summarizer:
         return _clean_cut(summary, self.max_chars, language)
 
     @staticmethod
-    def _scores(text: str, units: Sequence[str]) -> list[float]:
-        counts = Counter(_bigrams(_SPACE.sub("", text[:_CENTRALITY_CHARS])))
-        lookup = counts.__getitem__
+    def _ranked(text: str, units: Sequence[str], weights: Sequence[float]) -> list[float]:
+        # unit_features(text, units) @ weights, inlined: this runs for every text.
+        w_head, w_chars, w_off, w_central, w_digits = weights
+        centrality = _centralities(text, units)
+        w_central /= max(centrality, default=0.0) or 1.0
+        is_digit = _DIGITS.__contains__
+        digits = w_digits if _DIGIT.search(text) else 0.0  # most texts have none
         scores = []
         for index, unit in enumerate(units):
-            compact = _SPACE.sub("", unit)
-            n_grams = len(compact) - 1
-            # Bigrams repeated elsewhere in the text: the unit talks about the main topic.
-            recurring = (
-                (sum(map(lookup, _bigrams(compact))) - n_grams) / (n_grams + 1)
-                if n_grams > 0
-                else 0.0
-            )
-            scores.append(_CENTRALITY * math.log1p(recurring) + _HEAD / (1 + index))
+            clause = unit.strip().rstrip(_UNIT_END)
+            size = len(clause)
+            score = w_head / (1 + index) + w_central * centrality[index]
+            score += (w_chars * size + w_off * abs(size - 18)) / 20
+            if digits and size:
+                score += digits * sum(map(is_digit, clause)) / size
+            scores.append(score)
         return scores
+
+    @staticmethod
+    def _scores(text: str, units: Sequence[str]) -> list[float]:
+        return [
+            _CENTRALITY * centrality + _HEAD / (1 + index)
+            for index, centrality in enumerate(_centralities(text, units))
+        ]
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[str]:
         return [self.summarize(t, lang) for t, lang in zip(texts, languages, strict=True)]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.summary import Summarizer
+from analyzers.summary import FEATURES, VERSION, Summarizer, _units, load_ranker, unit_features
 from evaluation.data import default_data_dir, read_jsonl, split_rows
 from evaluation.rouge import lcs_length, rouge_l, rouge_n, rouge_scores
 from evaluation.summary import mean_rouge
@@ -88,3 +88,63 @@ def test_quality_on_held_out_data(dataset: str, floor: float) -> None:
         pytest.skip(f"labelled data not found at {path} (set CONTENTSTREAM_DATA_DIR)")
     _, held = split_rows(list(read_jsonl(Path(path))))
     assert mean_rouge(Summarizer(), held)["rouge-l"] >= floor
+
+
+def test_shipped_ranker_is_loaded_and_versioned() -> None:
+    model = load_ranker()
+    assert model["features"] == list(FEATURES)
+    summarizer = Summarizer()
+    assert summarizer.version == VERSION
+    assert VERSION.startswith("extractive-3-")
+    assert Summarizer(ranker=False).version == "extractive-1"
+
+
+def _dot(rows: list[list[float]], weights: list[float]) -> list[float]:
+    return [sum(f * w for f, w in zip(row, weights, strict=True)) for row in rows]
+
+
+def test_ranker_scores_are_the_feature_rows_times_the_weights() -> None:
+    weights = [0.3, -0.2, 0.5, 0.7, -0.4]
+    with_digits = (
+        "5月29日，最高法发布3个典型案例，指导法院加大惩治力度："
+        "一、小学老师性侵女童被执行死刑；二、继母虐待女童被判重刑。"
+    )
+    no_digits = "国家统计局今天发布数据，消费贡献率继续提高，专家认为全年目标有望实现。"
+    for text in (with_digits, no_digits):
+        units = _units(text, "zh")
+        expected = _dot(unit_features(text, units), weights)
+        assert Summarizer._ranked(text, units, weights) == pytest.approx(expected)
+
+
+def test_ranker_picks_by_its_weights_and_keeps_text_order() -> None:
+    text = "开头一句话，" + "这一句比较长一些而且包含很多字，" + "结尾。" + "补充" * 20
+    # Only "head" counts: the first clause wins.
+    (lead,) = Summarizer(max_units=1, weights=[1, 0, 0, 0, 0]).analyze_batch([text], ["zh"])
+    assert lead == "开头一句话"
+    # Only length counts: the longest clause wins.
+    (longest,) = Summarizer(max_units=1, weights=[0, 1, 0, 0, 0]).analyze_batch([text], ["zh"])
+    assert longest == "补充" * 20
+    (two,) = Summarizer(max_units=2, weights=[1, 0, 0, 0, 0]).analyze_batch([text], ["zh"])
+    assert two == "开头一句话，这一句比较长一些而且包含很多字"
+
+
+def test_ranker_weights_must_match_the_features() -> None:
+    with pytest.raises(ValueError, match="weights"):
+        Summarizer(weights=[1.0, 2.0])
+
+
+def test_ranker_file_for_other_features_falls_back(tmp_path: Path) -> None:
+    stale = tmp_path / "clause_ranker.json"
+    stale.write_text('{"features": ["old"], "weights": [1.0], "max_units": 1}')
+    assert load_ranker(stale) == {}
+    assert load_ranker(tmp_path / "absent.json") == {}
+
+
+def test_english_keeps_the_heuristic() -> None:
+    text = (
+        "The city council approved the new budget on Monday. The budget raises spending on "
+        "schools and roads. Critics said the budget ignores housing. " * 4
+    )
+    assert Summarizer().analyze_batch([text], ["en"]) == Summarizer(ranker=False).analyze_batch(
+        [text], ["en"]
+    )
