@@ -21,7 +21,13 @@ from typing import Any
 
 from analyzers.pipeline import AnalysisRequest
 from bench.corpus import numbered_texts, take
-from bench.memory import cpu_seconds, process_tree
+from bench.memory import (
+    cpu_seconds,
+    machine_cpu_share,
+    machine_cpu_ticks,
+    machine_row,
+    process_tree,
+)
 from bench.transport import (
     BenchContext,
     Deployment,
@@ -88,10 +94,12 @@ class AnalysisOnlySuite:
             done_at.extend([time.perf_counter()] * len(batch))
 
         cpu_before = {pid: cpu_seconds(pid) or 0.0 for pid in self.pool.pids}
+        machine_before = machine_cpu_ticks()
         started = time.perf_counter()
         # pool.run waits for an idle process, so this keeps every process busy.
         await asyncio.gather(*(run(b) for b in batches))
         elapsed = time.perf_counter() - started
+        machine = machine_cpu_share(machine_before, machine_cpu_ticks())
         cpu = sum((cpu_seconds(pid) or 0.0) - cpu_before.get(pid, 0.0) for pid in self.pool.pids)
         whole = len(texts) / elapsed if elapsed > 0 else math.nan
         return {
@@ -103,6 +111,7 @@ class AnalysisOnlySuite:
             "docs_per_s": round(window_rate(done_at) if len(batches) >= 20 else whole, 1),
             "docs_per_s_whole_run": round(whole, 1),
             "pool_cpu_us_per_doc": round(cpu * 1e6 / max(len(texts), 1), 1),
+            **machine,
         }
 
     async def measure(self) -> SuiteResult:
@@ -127,6 +136,7 @@ class AnalysisOnlySuite:
             (f"analysis only, {processes} processes (docs/s)", f"{short['docs_per_s']:,.0f}"),
             ("analysis only, ≥1000-char docs (docs/s)", f"{long['docs_per_s']:,.1f}"),
             ("analysis only, pool CPU µs/doc", f"{short['pool_cpu_us_per_doc']:,.0f}"),
+            ("analysis only, machine CPU busy / stolen", machine_row(short)),
         ]
         result.raw = {
             "processes": processes,
@@ -266,6 +276,7 @@ class EndToEndSuite:
                 f"{saturation.get('worker_cpu_us_per_event', math.nan):,.0f} / "
                 f"{saturation.get('pool_cpu_us_per_event', math.nan):,.0f}",
             ),
+            ("end to end, saturation: machine CPU busy / stolen", machine_row(saturation)),
         ]
         for label, run in paced.items():
             lat = run["latency"]

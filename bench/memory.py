@@ -150,3 +150,38 @@ def cpu_per_event(
         return {}
     spent = cpu_spent(before, after)
     return {f"{role}_cpu_us_per_event": round(s * 1e6 / events, 1) for role, s in spent.items()}
+
+
+# /proc/stat's first line: the machine's CPU time, all CPUs together, in clock ticks.
+_STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_cpu_ticks(proc: Path = PROC) -> dict[str, int]:
+    """The whole machine's CPU time so far by kind (empty where /proc is absent)."""
+    try:
+        first = (proc / "stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return {}
+    return dict(zip(_STAT_FIELDS, map(int, first[1:9]), strict=False))
+
+
+def machine_cpu_share(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """How the machine's CPUs spent the time between two readings: busy (any process,
+    the kernel, interrupts), and stolen by the hypervisor for other tenants. A ratio
+    of two rates is only about the code when the machine had the CPU to give both."""
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    total = sum(delta.values())
+    if not before or total <= 0:
+        return {}
+    busy = sum(delta.get(k, 0) for k in ("user", "nice", "system", "irq", "softirq"))
+    return {
+        "machine_busy_share": round(busy / total, 3),
+        "machine_steal_share": round(delta.get("steal", 0) / total, 3),
+    }
+
+
+def machine_row(run: dict[str, Any]) -> str:
+    """A run's machine CPU shares for the table: "busy % / stolen %" ("n/a" without /proc)."""
+    if "machine_busy_share" not in run:
+        return "n/a"
+    return f"{run['machine_busy_share']:.0%} / {run['machine_steal_share']:.0%}"

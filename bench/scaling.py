@@ -16,7 +16,7 @@ import asyncio
 from typing import Any
 
 from bench.corpus import numbered_texts, take
-from bench.memory import cpu_by_role, cpu_spent, process_tree
+from bench.memory import cpu_by_role, cpu_spent, machine_row, process_tree
 from bench.transport import (
     BenchContext,
     Deployment,
@@ -37,6 +37,17 @@ def combined_rate(bursts: list[dict[str, Any]]) -> float:
     timed = [(b["events"], b["events_per_s"]) for b in bursts if b["events_per_s"] > 0]
     seconds = sum(events / rate for events, rate in timed)
     return sum(events for events, _ in timed) / seconds if seconds else 0.0
+
+
+def combined_share(bursts: list[dict[str, Any]], key: str) -> float | None:
+    """A machine CPU share over several bursts, each weighted by its duration."""
+    timed = [
+        (b["events"] / b["events_per_s"], b[key])
+        for b in bursts
+        if b["events_per_s"] > 0 and key in b
+    ]
+    seconds = sum(d for d, _ in timed)
+    return sum(d * share for d, share in timed) / seconds if seconds else None
 
 
 def _rates(bursts: list[dict[str, Any]]) -> str:
@@ -85,6 +96,11 @@ class ScalingSuite:
                 start += n1 + n2
             single: dict[str, Any] = {"events_per_s": combined_rate(ones), "bursts": ones}
             double: dict[str, Any] = {"events_per_s": combined_rate(twos), "bursts": twos}
+            for group, bursts in ((single, ones), (double, twos)):
+                for key in ("machine_busy_share", "machine_steal_share"):
+                    share = combined_share(bursts, key)
+                    if share is not None:
+                        group[key] = round(share, 3)
             single["worker"] = worker_stats(self.one_workers[0].metrics())
             double["workers"] = [worker_stats(w.metrics()) for w in self.two_workers]
             for w in self.two_workers:
@@ -106,6 +122,10 @@ class ScalingSuite:
             (
                 "2 workers × 1 process, one group (events/s)",
                 f"{double['events_per_s']:,.0f} ({_rates(twos)})",
+            ),
+            (
+                "machine CPU busy / stolen during the bursts: 1 worker; 2 workers",
+                f"{machine_row(single)}; {machine_row(double)}",
             ),
         ]
         result.raw = {

@@ -38,7 +38,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.corpus import REPO_ROOT, Corpus, numbered_texts, take
-from bench.memory import cpu_by_role, cpu_per_event, process_tree
+from bench.memory import (
+    cpu_by_role,
+    cpu_per_event,
+    machine_cpu_share,
+    machine_cpu_ticks,
+    process_tree,
+)
 
 BENCH_REDIS_DB = int(os.environ.get("CONTENTSTREAM_BENCH_REDIS_DB", "14"))
 DEDUP_KEY_PATTERN = "contentstream:dedup:v1:*"
@@ -580,9 +586,11 @@ async def burst_through(
     try:
         await clear_dedup(bench_redis_url(deployment.ctx.redis_url))
         cpu_before = cpu_by_role(w.pid for w in workers)
+        machine_before = machine_cpu_ticks()
         produce_s = await produce_burst(deployment.ctx, deployment.raw_topic, prefix, texts)
         arrivals, complete = await collector.collect(prefix, len(texts), timeout_s)
         cpu_after = cpu_by_role(w.pid for w in workers)
+        machine_after = machine_cpu_ticks()
     finally:
         await collector.stop()
     times = [a.timestamp_s for a in arrivals]
@@ -594,6 +602,7 @@ async def burst_through(
         "span_s": round(max(times) - min(times), 3) if times else None,
         "events_per_s": round(window_rate(times), 1),
         **cpu_per_event(cpu_before, cpu_after, len(arrivals)),
+        **machine_cpu_share(machine_before, machine_after),
     }
 
 

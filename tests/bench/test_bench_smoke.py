@@ -211,6 +211,41 @@ def test_scaling_combines_bursts_by_their_durations() -> None:
     assert combined_rate([]) == 0.0
 
 
+def test_scaling_weighs_machine_shares_by_burst_duration() -> None:
+    from bench.scaling import combined_share
+
+    bursts = [
+        {"events": 1000, "events_per_s": 1000.0, "machine_busy_share": 0.6},  # 1 s
+        {"events": 1000, "events_per_s": 500.0, "machine_busy_share": 0.9},  # 2 s
+        {"events": 1000, "events_per_s": 500.0},  # no /proc reading: left out
+    ]
+    assert combined_share(bursts, "machine_busy_share") == pytest.approx(0.8)
+    assert combined_share(bursts, "machine_steal_share") is None
+
+
+def test_machine_cpu_share_from_proc_stat(tmp_path: Path) -> None:
+    from bench.memory import machine_cpu_share, machine_cpu_ticks, machine_row
+
+    def reading(user: int, system: int, idle: int, steal: int) -> dict[str, int]:
+        (tmp_path / "stat").write_text(
+            f"cpu  {user} 0 {system} {idle} 0 0 0 {steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+        )
+        return machine_cpu_ticks(tmp_path)
+
+    before = reading(100, 50, 1000, 5)
+    # 200 ticks pass: 120 user, 30 system, 40 idle, 10 stolen.
+    after = reading(220, 80, 1040, 15)
+    share = machine_cpu_share(before, after)
+    assert share == {"machine_busy_share": 0.75, "machine_steal_share": 0.05}
+    assert machine_row(share) == "75% / 5%"
+    assert machine_cpu_share({}, after) == {}  # no reading before: no share
+    assert machine_cpu_ticks(tmp_path / "absent") == {}
+    assert machine_row({}) == "n/a"
+    if Path("/proc/stat").is_file():
+        live = machine_cpu_ticks()
+        assert set(live) >= {"user", "system", "idle", "steal"} and live["idle"] > 0
+
+
 def test_numbered_texts_are_unique_even_when_the_corpus_wraps() -> None:
     from bench.corpus import numbered_texts
 
