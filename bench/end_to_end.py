@@ -70,6 +70,7 @@ class AnalysisOnlySuite:
         self.pool = AnalysisPool(
             resolve_pipeline_factory(self.settings),
             processes=self.settings.effective_pool_processes,
+            queue_depth=self.settings.pool_queue_depth,
         )
         self._starting: asyncio.Task[None] | None = None
 

@@ -173,6 +173,14 @@ class Settings(BaseSettings):
         description="Warm spare analyzer processes that take over at once when one is "
         "killed (hung analysis, crash).",
     )
+    pool_queue_depth: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Analysis batches given to each analyzer process at once: one it "
+        "works on, the rest waiting in its socket, so it never idles between batches. "
+        "1 waits for each result before sending the next batch.",
+    )
     pool_nice: int = Field(
         default=5,
         ge=0,

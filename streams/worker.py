@@ -108,6 +108,7 @@ class ContentWorker:
             processes=settings.effective_pool_processes,
             standby=settings.pool_standby_processes,
             nice=settings.pool_nice,
+            queue_depth=settings.pool_queue_depth,
             on_restart=lambda _reason: self.metrics.pool_restarts.inc(),
         )
         self.batcher = AnalysisBatcher(

@@ -7,7 +7,7 @@ import functools
 import time
 
 import pytest
-from scripted_pipelines import CRASH, HANG, build_light
+from scripted_pipelines import CRASH, HANG, SLOW, build_light
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.errors import ServiceUnavailable, StageTimeout
@@ -87,3 +87,101 @@ async def test_batcher_isolates_the_hanging_event_of_a_batch() -> None:
     finally:
         await batcher.close()
         await pool.close()
+
+
+async def test_a_process_takes_its_next_batch_while_busy_and_answers_in_order() -> None:
+    # One process, two batches at once: the second waits in the process's socket.
+    pool = AnalysisPool(build_light, processes=1, queue_depth=2)
+    await pool.start()
+    try:
+        assert pool.capacity == 2
+        first = asyncio.ensure_future(pool.run([req(f"first {SLOW}")], timeout_s=10))
+        second = asyncio.ensure_future(pool.run([req("second one")], timeout_s=10))
+        # A third has no room until one of them is answered.
+        third = asyncio.ensure_future(pool.run([req("third one")], timeout_s=10))
+        await asyncio.sleep(0.2)
+        assert not first.done() and not second.done() and not third.done()
+        out = await asyncio.gather(first, second, third)
+        assert [plain_fields(o[0])["keywords"][0]["text"] for o in out] == ["firs", "seco", "thir"]
+    finally:
+        await pool.close()
+
+
+async def test_a_queued_batch_deadline_starts_when_its_turn_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRIPTED_SLOW_S", "1.0")  # read by the spawned process
+    pool = AnalysisPool(build_light, processes=1, queue_depth=2)
+    await pool.start()
+    try:
+        slow = asyncio.ensure_future(pool.run([req(f"slow {SLOW}")], timeout_s=5))
+        await asyncio.sleep(0.05)  # written first
+        started = time.monotonic()
+        # 0.8 s would have passed while it waited behind the slow one; it is not late.
+        quick = await pool.run([req("quick one")], timeout_s=0.8)
+        assert quick[0]["language"] == "en"
+        assert time.monotonic() - started > 0.8, "it did wait behind the slow batch"
+        assert (await slow)[0]["language"] == "en"
+        assert pool.restarts == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_queued_behind_a_hang_is_rerun_on_the_replacement() -> None:
+    restarts: list[str] = []
+    pool = AnalysisPool(build_light, processes=1, queue_depth=2, on_restart=restarts.append)
+    await pool.start()
+    try:
+        hang = asyncio.ensure_future(pool.run([req(f"text {HANG}")], timeout_s=1.0))
+        behind = asyncio.ensure_future(pool.run([req("innocent bystander")], timeout_s=30))
+        with pytest.raises(StageTimeout):
+            await hang
+        out = await behind
+        assert out[0]["language"] == "en"
+        assert restarts == ["batch timed out"]
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_queued_behind_a_crash_is_rerun_on_the_replacement() -> None:
+    pool = AnalysisPool(build_light, processes=1, standby=1, queue_depth=2)
+    await pool.start()
+    try:
+        crash = asyncio.ensure_future(pool.run([req(f"boom {CRASH}")], timeout_s=10))
+        behind = asyncio.ensure_future(pool.run([req("innocent bystander")], timeout_s=30))
+        with pytest.raises(ServiceUnavailable):
+            await crash
+        out = await behind
+        assert out[0]["language"] == "en"
+        assert pool.restarts == 1
+    finally:
+        await pool.close()
+
+
+async def test_queue_depth_one_sends_a_batch_only_to_a_free_process() -> None:
+    pool = AnalysisPool(build_light, processes=1, queue_depth=1)
+    await pool.start()
+    try:
+        assert pool.capacity == 1
+        slow = asyncio.ensure_future(pool.run([req(f"slow {SLOW}")], timeout_s=10))
+        # Were it written at once, its 0.3 s deadline would run out behind the slow one.
+        waiting = asyncio.ensure_future(pool.run([req("waits its turn")], timeout_s=0.3))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await slow
+        assert (await waiting)[0]["language"] == "en"
+    finally:
+        await pool.close()
+
+
+async def test_closing_fails_waiting_batches_with_a_retriable_error() -> None:
+    pool = AnalysisPool(build_light, processes=1, queue_depth=1)
+    await pool.start()
+    busy = asyncio.ensure_future(pool.run([req(f"slow {SLOW}")], timeout_s=10))
+    waiting = asyncio.ensure_future(pool.run([req("never sent")], timeout_s=10))
+    await asyncio.sleep(0.1)
+    await pool.close()
+    with pytest.raises(ServiceUnavailable) as info:
+        await waiting
+    assert info.value.retriable
+    await asyncio.gather(busy, return_exceptions=True)
