@@ -108,21 +108,21 @@ class AnalysisBatcher:
             if self._pending and self._running < self._pool.capacity:
                 self._dispatch(full_only=False)
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[_Pending], *, alone: bool = False) -> None:
         live = [p for p in batch if not p.settled]
         if not live:
             return
         if self._on_batch is not None:
             self._on_batch(len(live))
         try:
-            outputs = await self._pool.run([p.request for p in live], self._timeout)
+            outputs = await self._pool.run([p.request for p in live], self._timeout, alone=alone)
         except StageTimeout as exc:
             if len(live) == 1:
                 _fail(live[0], exc)
                 return
-            # One request in the batch hangs; which one is unknown, so each gets a fresh
-            # process and its own deadline, in parallel across the pool.
-            await asyncio.gather(*(self._run([p]) for p in live))
+            # One request in the batch hangs; which one is unknown, so each gets a
+            # process of its own and its own deadline, in parallel across the pool.
+            await asyncio.gather(*(self._run([p], alone=True) for p in live))
             return
         except Exception as exc:
             _settle([(p, exc) for p in live])

@@ -86,6 +86,7 @@ class _Requeue(Exception):
 
 @dataclass(eq=False)
 class _Job:
+    alone: bool  # run only in an idle process, and nothing queued behind it
     # Set when the batch is at the head of its process's queue: its deadline runs.
     started: asyncio.Future[None]
     result: asyncio.Future[tuple[str, Any]]
@@ -100,6 +101,7 @@ class _Child:
     # next the moment it has sent a result, without waiting for the event loop.
     inflight: deque[_Job] = field(default_factory=deque)
     load: int = 0  # batches given to it (being written or in flight)
+    alone: int = 0  # of them, batches that must not have company (see run)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ready: asyncio.Future[tuple[str, Any]] | None = None  # its start-up message
     reader: threading.Thread | None = None
@@ -237,7 +239,7 @@ class AnalysisPool:
             done.result.set_result(message)
         if child.inflight:
             _start(child.inflight[0])
-        self._release(child)
+        self._release(child, done)
 
     def _on_child_exit(self, child: _Child) -> None:
         child.alive = False
@@ -262,10 +264,13 @@ class AnalysisPool:
         for _ in range(self._depth):
             self._wake()
 
-    def _release(self, child: _Child) -> None:
+    def _release(self, child: _Child, job: _Job) -> None:
         child.load -= 1
+        child.alone -= job.alone
         if child.alive and child in self._serving:
-            self._wake()
+            # Room for one more, or (after a batch that had to be alone) for several.
+            for _ in range(self._depth if job.alone else 1):
+                self._wake()
 
     def _wake(self) -> None:
         while self._waiters:
@@ -274,9 +279,11 @@ class AnalysisPool:
                 waiter.set_result(None)
                 return
 
-    async def _acquire(self) -> _Child:
-        """The serving process with the fewest batches, once one has room."""
+    async def _acquire(self, *, alone: bool) -> _Child:
+        """The serving process with the fewest batches, once one has room (``alone``:
+        once one is idle)."""
         assert self._loop is not None
+        room = 1 if alone else self._depth
         while True:
             if self._closed:
                 raise ServiceUnavailable("analysis pool is closed")
@@ -284,12 +291,14 @@ class AnalysisPool:
             for child in self._serving:
                 if (
                     child.alive
-                    and child.load < self._depth
+                    and child.load < room
+                    and not child.alone
                     and (best is None or child.load < best.load)
                 ):
                     best = child
             if best is not None:
                 best.load += 1
+                best.alone += alone
                 return best
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._waiters.append(waiter)
@@ -350,13 +359,19 @@ class AnalysisPool:
                 self._serve(fresh)
             return
 
-    async def run(self, requests: list[AnalysisRequest], timeout_s: float) -> list[OutputFields]:
-        """Analyse one batch in some process; StageTimeout past the deadline."""
-        child = await self._acquire()
+    async def run(
+        self, requests: list[AnalysisRequest], timeout_s: float, *, alone: bool = False
+    ) -> list[OutputFields]:
+        """Analyse one batch in some process; StageTimeout past the deadline.
+
+        ``alone``: in an idle process, with nothing queued behind it until it is done.
+        For a batch that may hang (a retry after a timeout): whatever waited behind it
+        would wait out its deadline too."""
+        child = await self._acquire(alone=alone)
         assert self._loop is not None
         # Plain tuples pickle several times faster than dataclasses.
         payload = [(r.text, tuple(r.analyses), r.language_hint) for r in requests]
-        job = _Job(self._loop.create_future(), self._loop.create_future())
+        job = _Job(alone, self._loop.create_future(), self._loop.create_future())
         try:
             # One writer at a time: two payloads must not interleave on the socket,
             # and the order written is the order answered.
@@ -374,8 +389,8 @@ class AnalysisPool:
                 else:
                     await asyncio.to_thread(child.conn.send, payload)
         except _Requeue:
-            self._release(child)
-            return await self.run(requests, timeout_s)
+            self._release(child, job)
+            return await self.run(requests, timeout_s, alone=alone)
         except (OSError, ValueError):
             self._background(self._replace(child, "pipe broken", job))
             raise ServiceUnavailable("analyzer process pipe broken") from None
@@ -383,7 +398,7 @@ class AnalysisPool:
             await job.started  # no deadline while it waits: the batch ahead has one
             status, detail = await asyncio.wait_for(asyncio.shield(job.result), timeout_s)
         except _Requeue:
-            return await self.run(requests, timeout_s)
+            return await self.run(requests, timeout_s, alone=alone)
         except TimeoutError:
             self._background(self._replace(child, "batch timed out", job))
             raise StageTimeout(

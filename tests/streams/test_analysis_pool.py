@@ -13,7 +13,7 @@ from analyzers.pipeline import AnalysisRequest
 from schemas.errors import ServiceUnavailable, StageTimeout
 from schemas.events import AnalysisName
 from streams.analysis_batcher import AnalysisBatcher
-from streams.analysis_pool import AnalysisPool
+from streams.analysis_pool import AnalysisPool, OutputFields
 from streams.analysis_wire import plain_fields
 
 pytestmark = pytest.mark.timeout(120)
@@ -185,3 +185,34 @@ async def test_closing_fails_waiting_batches_with_a_retriable_error() -> None:
         await waiting
     assert info.value.retriable
     await asyncio.gather(busy, return_exceptions=True)
+
+
+async def test_after_a_timeout_the_suspects_are_not_queued_behind_the_hang() -> None:
+    # Two processes, two batches each. The first batch times out; its events are then
+    # retried one by one, each alone in a process. Had they queued behind the retried
+    # hang, they would have waited out a second deadline (2 x timeout in all).
+    timeout_s = 1.5
+    pool = AnalysisPool(build_light, processes=2, standby=2, queue_depth=2)
+    await pool.start()
+    batcher = AnalysisBatcher(pool, max_batch=8, max_wait_s=0.05, timeout_s=timeout_s)
+    try:
+        started = time.monotonic()
+        finished: list[float] = []
+
+        async def timed(text: str) -> OutputFields:
+            try:
+                return await batcher.analyze(req(text))
+            finally:
+                finished.append(time.monotonic() - started)
+
+        texts = [f"bad {HANG}"] + [f"event {i}" for i in range(7)]
+        tasks = [asyncio.ensure_future(timed(t)) for t in texts]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[0], StageTimeout)
+        assert all(isinstance(r, dict) and r["language"] == "en" for r in results[1:])
+        # The hang itself fails last, after its second deadline; the others before.
+        innocent_done = sorted(finished)[-2]
+        assert innocent_done < 2 * timeout_s, f"{innocent_done:.2f}s: queued behind the hang"
+    finally:
+        await batcher.close()
+        await pool.close()
