@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from scripted_pipelines import CRASH, HANG, SLOW, build_light
@@ -25,24 +28,28 @@ def req(text: str) -> AnalysisRequest:
     return AnalysisRequest(text=text, analyses=KW)
 
 
-async def test_batch_is_analysed_in_order() -> None:
-    pool = AnalysisPool(functools.partial(build_light), processes=1)
+@contextlib.asynccontextmanager
+async def running_pool(*args: Any, **kwargs: Any) -> AsyncIterator[AnalysisPool]:
+    pool = AnalysisPool(*args, **kwargs)
     await pool.start()
     try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_batch_is_analysed_in_order() -> None:
+    async with running_pool(functools.partial(build_light), processes=1) as pool:
         batch = await pool.run([req("你好世界"), req("hello world")], timeout_s=10)
         out = [plain_fields(o) for o in batch]
         assert [o["language"] for o in out] == ["zh", "en"]
         assert out[0]["keywords"] == [{"text": "你好世界", "weight": 1.0}]
         assert pool.versions["keywords"] == "scripted-1"
-    finally:
-        await pool.close()
 
 
 async def test_hanging_batch_times_out_and_process_is_replaced() -> None:
     restarts: list[str] = []
-    pool = AnalysisPool(build_light, processes=1, on_restart=restarts.append)
-    await pool.start()
-    try:
+    async with running_pool(build_light, processes=1, on_restart=restarts.append) as pool:
         started = time.monotonic()
         with pytest.raises(StageTimeout):
             await pool.run([req(f"text {HANG}")], timeout_s=1.0)
@@ -51,22 +58,16 @@ async def test_hanging_batch_times_out_and_process_is_replaced() -> None:
         out = await pool.run([req("after the hang")], timeout_s=30)
         assert out[0]["language"] == "en"
         assert restarts == ["batch timed out"]
-    finally:
-        await pool.close()
 
 
 async def test_crashing_process_raises_retriable_error_and_heals() -> None:
-    pool = AnalysisPool(build_light, processes=1)
-    await pool.start()
-    try:
+    async with running_pool(build_light, processes=1) as pool:
         with pytest.raises(ServiceUnavailable) as info:
             await pool.run([req(f"boom {CRASH}")], timeout_s=10)
         assert info.value.retriable
         out = await pool.run([req("still alive")], timeout_s=30)
         assert out[0]["language"] == "en"
         assert pool.restarts == 1
-    finally:
-        await pool.close()
 
 
 async def test_batcher_isolates_the_hanging_event_of_a_batch() -> None:
@@ -91,9 +92,7 @@ async def test_batcher_isolates_the_hanging_event_of_a_batch() -> None:
 
 async def test_a_process_takes_its_next_batch_while_busy_and_answers_in_order() -> None:
     # One process, two batches at once: the second waits in the process's socket.
-    pool = AnalysisPool(build_light, processes=1, queue_depth=2)
-    await pool.start()
-    try:
+    async with running_pool(build_light, processes=1, queue_depth=2) as pool:
         assert pool.capacity == 2
         first = asyncio.ensure_future(pool.run([req(f"first {SLOW}")], timeout_s=10))
         second = asyncio.ensure_future(pool.run([req("second one")], timeout_s=10))
@@ -103,17 +102,13 @@ async def test_a_process_takes_its_next_batch_while_busy_and_answers_in_order() 
         assert not first.done() and not second.done() and not third.done()
         out = await asyncio.gather(first, second, third)
         assert [plain_fields(o[0])["keywords"][0]["text"] for o in out] == ["firs", "seco", "thir"]
-    finally:
-        await pool.close()
 
 
 async def test_a_queued_batch_deadline_starts_when_its_turn_comes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SCRIPTED_SLOW_S", "1.0")  # read by the spawned process
-    pool = AnalysisPool(build_light, processes=1, queue_depth=2)
-    await pool.start()
-    try:
+    async with running_pool(build_light, processes=1, queue_depth=2) as pool:
         slow = asyncio.ensure_future(pool.run([req(f"slow {SLOW}")], timeout_s=5))
         await asyncio.sleep(0.05)  # written first
         started = time.monotonic()
@@ -123,45 +118,30 @@ async def test_a_queued_batch_deadline_starts_when_its_turn_comes(
         assert time.monotonic() - started > 0.8, "it did wait behind the slow batch"
         assert (await slow)[0]["language"] == "en"
         assert pool.restarts == 0
-    finally:
-        await pool.close()
 
 
-async def test_a_batch_queued_behind_a_hang_is_rerun_on_the_replacement() -> None:
+@pytest.mark.parametrize(
+    ("marker", "error", "reason"),
+    [(HANG, StageTimeout, "batch timed out"), (CRASH, ServiceUnavailable, "process died")],
+)
+async def test_a_batch_queued_behind_a_failing_one_is_rerun_on_the_replacement(
+    marker: str, error: type[Exception], reason: str
+) -> None:
     restarts: list[str] = []
-    pool = AnalysisPool(build_light, processes=1, queue_depth=2, on_restart=restarts.append)
-    await pool.start()
-    try:
-        hang = asyncio.ensure_future(pool.run([req(f"text {HANG}")], timeout_s=1.0))
+    async with running_pool(
+        build_light, processes=1, queue_depth=2, on_restart=restarts.append
+    ) as pool:
+        failing = asyncio.ensure_future(pool.run([req(f"text {marker}")], timeout_s=1.0))
         behind = asyncio.ensure_future(pool.run([req("innocent bystander")], timeout_s=30))
-        with pytest.raises(StageTimeout):
-            await hang
+        with pytest.raises(error):
+            await failing
         out = await behind
         assert out[0]["language"] == "en"
-        assert restarts == ["batch timed out"]
-    finally:
-        await pool.close()
-
-
-async def test_a_batch_queued_behind_a_crash_is_rerun_on_the_replacement() -> None:
-    pool = AnalysisPool(build_light, processes=1, standby=1, queue_depth=2)
-    await pool.start()
-    try:
-        crash = asyncio.ensure_future(pool.run([req(f"boom {CRASH}")], timeout_s=10))
-        behind = asyncio.ensure_future(pool.run([req("innocent bystander")], timeout_s=30))
-        with pytest.raises(ServiceUnavailable):
-            await crash
-        out = await behind
-        assert out[0]["language"] == "en"
-        assert pool.restarts == 1
-    finally:
-        await pool.close()
+        assert restarts == [reason]
 
 
 async def test_queue_depth_one_sends_a_batch_only_to_a_free_process() -> None:
-    pool = AnalysisPool(build_light, processes=1, queue_depth=1)
-    await pool.start()
-    try:
+    async with running_pool(build_light, processes=1, queue_depth=1) as pool:
         assert pool.capacity == 1
         slow = asyncio.ensure_future(pool.run([req(f"slow {SLOW}")], timeout_s=10))
         # Were it written at once, its 0.3 s deadline would run out behind the slow one.
@@ -170,8 +150,6 @@ async def test_queue_depth_one_sends_a_batch_only_to_a_free_process() -> None:
         assert not waiting.done()
         await slow
         assert (await waiting)[0]["language"] == "en"
-    finally:
-        await pool.close()
 
 
 async def test_closing_fails_waiting_batches_with_a_retriable_error() -> None:
