@@ -86,7 +86,7 @@ class _Requeue(Exception):
 
 @dataclass(eq=False)
 class _Job:
-    alone: bool  # run only in an idle process, and nothing queued behind it
+    alone: bool  # nothing may be queued behind it
     # Set when the batch is at the head of its process's queue: its deadline runs.
     started: asyncio.Future[None]
     result: asyncio.Future[tuple[str, Any]]
@@ -268,7 +268,7 @@ class AnalysisPool:
         child.load -= 1
         child.alone -= job.alone
         if child.alive and child in self._serving:
-            # Room for one more, or (after a batch that had to be alone) for several.
+            # Room for one more, or (after a batch nothing could follow) for several.
             for _ in range(self._depth if job.alone else 1):
                 self._wake()
 
@@ -280,10 +280,9 @@ class AnalysisPool:
                 return
 
     async def _acquire(self, *, alone: bool) -> _Child:
-        """The serving process with the fewest batches, once one has room (``alone``:
-        once one is idle)."""
+        """The serving process with the fewest batches, once one has room. A process
+        that holds a batch which must be alone takes nothing more until it is done."""
         assert self._loop is not None
-        room = 1 if alone else self._depth
         while True:
             if self._closed:
                 raise ServiceUnavailable("analysis pool is closed")
@@ -291,7 +290,7 @@ class AnalysisPool:
             for child in self._serving:
                 if (
                     child.alive
-                    and child.load < room
+                    and child.load < self._depth
                     and not child.alone
                     and (best is None or child.load < best.load)
                 ):
@@ -364,9 +363,10 @@ class AnalysisPool:
     ) -> list[OutputFields]:
         """Analyse one batch in some process; StageTimeout past the deadline.
 
-        ``alone``: in an idle process, with nothing queued behind it until it is done.
-        For a batch that may hang (a retry after a timeout): whatever waited behind it
-        would wait out its deadline too."""
+        ``alone``: nothing is queued behind it until it is done (it may itself wait
+        behind one batch already there). For a batch that may hang (a retry after a
+        timeout): whatever waited behind it would wait out its deadline too. It is not
+        kept for an idle process: under steady load there may never be one."""
         child = await self._acquire(alone=alone)
         assert self._loop is not None
         # Plain tuples pickle several times faster than dataclasses.

@@ -194,3 +194,23 @@ async def test_after_a_timeout_the_suspects_are_not_queued_behind_the_hang() -> 
     finally:
         await batcher.close()
         await pool.close()
+
+
+async def test_a_batch_that_must_be_alone_is_not_starved_by_steady_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRIPTED_SLOW_S", "0.2")  # read by the spawned process
+    async with running_pool(build_light, processes=1, queue_depth=2) as pool:
+        loop_until = time.monotonic() + 3.0
+
+        async def steady_load() -> None:
+            # Always a batch at work and one waiting: the process is never idle.
+            while time.monotonic() < loop_until:
+                await pool.run([req(f"load {SLOW}")], timeout_s=10)
+
+        load = [asyncio.ensure_future(steady_load()) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        out = await pool.run([req("suspect")], timeout_s=10, alone=True)
+        assert out[0]["language"] == "en"
+        assert time.monotonic() < loop_until, "it waited for the load to stop"
+        await asyncio.gather(*load)
