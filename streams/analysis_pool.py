@@ -1,10 +1,11 @@
 """Analyzer processes: CPU work off the event loop, with deadlines that can kill.
 
 Each child process builds the pipeline once (models loaded, warmed) and then serves
-batches over a pipe. The event loop only pickles requests and waits on futures, so it
-stays free for heartbeats. A batch that runs past its deadline gets its process killed
-and replaced: ``concurrent.futures.ProcessPoolExecutor`` cannot do that, and a hung
-analysis would otherwise pin a process forever.
+batches over a socket pair, the next one already waiting while it works. The event
+loop only pickles requests and waits on futures, so it stays free for heartbeats. A
+batch that runs past its deadline gets its process killed and replaced:
+``concurrent.futures.ProcessPoolExecutor`` cannot do that, and a hung analysis would
+otherwise pin a process forever.
 """
 
 from __future__ import annotations
@@ -391,6 +392,10 @@ class AnalysisPool:
         except _Requeue:
             self._release(child, job)
             return await self.run(requests, timeout_s, alone=alone)
+        except asyncio.CancelledError:
+            if job not in child.inflight:  # never written: give its place back
+                self._release(child, job)
+            raise  # written (or being written): answered, and its answer dropped
         except (OSError, ValueError):
             self._background(self._replace(child, "pipe broken", job))
             raise ServiceUnavailable("analyzer process pipe broken") from None
