@@ -31,21 +31,22 @@ PARTITIONS = 4
 ROUNDS = 2
 
 
+def _timed(bursts: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    """(duration, burst) for the bursts that have a rate: duration = events / rate."""
+    return [(b["events"] / b["events_per_s"], b) for b in bursts if b["events_per_s"] > 0]
+
+
 def combined_rate(bursts: list[dict[str, Any]]) -> float:
     """Events per second over several bursts: their events over the sum of their
     durations (each duration = events / that burst's windowed rate)."""
-    timed = [(b["events"], b["events_per_s"]) for b in bursts if b["events_per_s"] > 0]
-    seconds = sum(events / rate for events, rate in timed)
-    return sum(events for events, _ in timed) / seconds if seconds else 0.0
+    timed = _timed(bursts)
+    seconds = sum(d for d, _ in timed)
+    return sum(b["events"] for _, b in timed) / seconds if seconds else 0.0
 
 
 def combined_share(bursts: list[dict[str, Any]], key: str) -> float | None:
     """A machine CPU share over several bursts, each weighted by its duration."""
-    timed = [
-        (b["events"] / b["events_per_s"], b[key])
-        for b in bursts
-        if b["events_per_s"] > 0 and key in b
-    ]
+    timed = [(d, b[key]) for d, b in _timed(bursts) if key in b]
     seconds = sum(d for d, _ in timed)
     return sum(d * share for d, share in timed) / seconds if seconds else None
 

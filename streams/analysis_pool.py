@@ -107,8 +107,6 @@ class _Child:
     ready: asyncio.Future[tuple[str, Any]] | None = None  # its start-up message
     reader: threading.Thread | None = None
     alive: bool = True
-    jobs: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class AnalysisPool:
@@ -236,7 +234,6 @@ class AnalysisPool:
                 fut.set_result(message)
             return
         done = child.inflight.popleft()
-        child.jobs += 1
         if not done.result.done():
             done.result.set_result(message)
         if child.inflight:
@@ -411,8 +408,7 @@ class AnalysisPool:
                 f"analysis of {len(requests)} event(s) ran past {timeout_s:g}s", stage="analysis"
             ) from None
         except ServiceUnavailable:
-            self._background(self._replace(child, "process died", job))
-            raise
+            raise  # the process died; _on_child_exit replaces it
         except asyncio.CancelledError:
             # The caller gave up; the process may be stuck on it, and nothing else
             # would ever enforce the deadline: replace it (a batch behind it is re-run).
