@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Backend = Literal["builtin", "transformers"]
+# auto: bf16 where the device runs it natively, fp32 elsewhere.
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +19,7 @@ class TransformersConfig:
     batch_size: int = 32
     max_length: int = 256
     num_threads: int | None = None
-    bf16: bool = False
+    precision: Precision = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,7 @@ def measure(
                 batch_size=batch,
                 max_length=max_length,
                 num_threads=threads,
-                bf16=precision == "bf16",
+                precision="bf16" if precision == "bf16" else "fp32",
             )
             analyzers[key] = ANALYZERS[task](config)
             results[key] = VariantResult(batch_size=batch, precision=precision, docs=len(docs))

@@ -23,7 +23,7 @@ def pipeline_config(
             # Each pool process runs its own model: one intra-op thread each unless
             # told otherwise, or N processes x N threads oversubscribe the cores.
             num_threads=settings.torch_threads or 1,
-            bf16=settings.model_bf16,
+            precision=settings.model_precision,
         )
 
     return PipelineConfig(

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.events import ALL_ANALYSES, AnalysisName
 
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
@@ -147,8 +150,12 @@ class Settings(BaseSettings):
     model_max_length: int = Field(
         default=256, ge=8, description="Tokens per text for transformers (truncated)."
     )
-    model_bf16: bool = Field(
-        default=False, description="Run transformers under bf16 autocast where supported."
+    model_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        validation_alias=AliasChoices("CONTENTSTREAM_MODEL_PRECISION", "CONTENTSTREAM_MODEL_BF16"),
+        description="transformers weights: bf16 or fp32; auto = bf16 where the device runs "
+        "it natively (AVX512-BF16/AMX CPUs, recent GPUs), else fp32. The earlier "
+        "CONTENTSTREAM_MODEL_BF16=true/false is still read.",
     )
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads per pool process."
@@ -257,6 +264,21 @@ class Settings(BaseSettings):
         default=Path("../shared/data"),
         description="Labelled data for training and evaluation (never needed at run time).",
     )
+
+    @field_validator("model_precision", mode="before")
+    @classmethod
+    def _precision_from_boolean(cls, value: object) -> object:
+        # CONTENTSTREAM_MODEL_BF16 was a boolean: true asked for bf16, false for fp32.
+        if isinstance(value, bool):
+            return "bf16" if value else "fp32"
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in _TRUE_WORDS:
+                return "bf16"
+            if lowered in _FALSE_WORDS:
+                return "fp32"
+            return lowered
+        return value
 
     @field_validator("analyses", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ pytest.importorskip("transformers")
 
 import tiny_models  # noqa: E402  (after the skips: it imports torch and transformers)
 
+from analyzers import transformers_runtime  # noqa: E402
 from analyzers.base import Analyzer  # noqa: E402
 from analyzers.config import TransformersConfig  # noqa: E402
 from analyzers.transformers_entities import (  # noqa: E402
@@ -55,7 +56,14 @@ SIMILAR_LENGTH_TEXTS = [
 
 
 def _config(model_dir: Path, **overrides: Any) -> TransformersConfig:
-    settings: dict[str, Any] = {"model": str(model_dir), "batch_size": 4, "max_length": 64}
+    # fp32 unless a test asks otherwise: the numerical checks compare against fp32
+    # references, and whether "auto" means bf16 depends on the machine.
+    settings: dict[str, Any] = {
+        "model": str(model_dir),
+        "batch_size": 4,
+        "max_length": 64,
+        "precision": "fp32",
+    }
     settings.update(overrides)
     return TransformersConfig(**settings)
 
@@ -470,12 +478,42 @@ def test_version_follows_the_config_json(models_root: Path) -> None:
 
 
 def test_bf16_runs_where_supported_and_says_so_in_the_version(sentiment_dir: Path) -> None:
-    analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, bf16=True))
+    analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, precision="bf16"))
     supported = bf16_supported(torch.device("cpu"))
     assert analyzer.loaded.bf16 is supported
     assert analyzer.version.endswith("+bf16") is supported
     results = analyzer.analyze_batch(TEXTS, _languages(TEXTS))
     assert all(isinstance(r, Sentiment) for r in results)
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "expected"),
+    [
+        ("auto", True, torch.bfloat16),
+        ("auto", False, torch.float32),
+        ("fp32", True, torch.float32),
+        ("bf16", True, torch.bfloat16),
+        ("bf16", False, torch.float32),
+    ],
+)
+def test_precision_picks_bf16_only_where_the_device_runs_it_natively(
+    sentiment_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    precision: str,
+    native: bool,
+    expected: torch.dtype,
+) -> None:
+    monkeypatch.setattr(transformers_runtime, "bf16_supported", lambda device: native)
+    analyzer = TransformersSentimentAnalyzer(_config(sentiment_dir, precision=precision))
+    weights = next(analyzer.loaded.model.parameters())
+    assert weights.dtype == expected
+    assert analyzer.loaded.bf16 is (expected == torch.bfloat16)
+    assert analyzer.version.endswith("+bf16") is (expected == torch.bfloat16)
+
+
+def test_an_unknown_precision_is_a_configuration_error(sentiment_dir: Path) -> None:
+    with pytest.raises(ConfigurationError, match="precision"):
+        TransformersSentimentAnalyzer(_config(sentiment_dir, precision="fp16"))
 
 
 def test_num_threads_is_applied(sentiment_dir: Path) -> None:

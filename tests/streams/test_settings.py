@@ -29,3 +29,28 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     text = README.read_text(encoding="utf-8")
     missing = [env_name(n) for n in Settings.model_fields if f"`{env_name(n)}`" not in text]
     assert not missing, f"README lacks {missing}; paste `contentstream settings --markdown`"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        (None, None, "auto"),
+        ("CONTENTSTREAM_MODEL_PRECISION", "fp32", "fp32"),
+        ("CONTENTSTREAM_MODEL_PRECISION", "BF16", "bf16"),
+        # The earlier boolean setting keeps its meaning.
+        ("CONTENTSTREAM_MODEL_BF16", "true", "bf16"),
+        ("CONTENTSTREAM_MODEL_BF16", "0", "fp32"),
+    ],
+)
+def test_model_precision_defaults_to_auto_and_reads_the_old_boolean(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, value: str | None, expected: str
+) -> None:
+    if env is not None and value is not None:
+        monkeypatch.setenv(env, value)
+    assert load_settings().model_precision == expected
+
+
+def test_an_unknown_model_precision_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTENTSTREAM_MODEL_PRECISION", "fp16")
+    with pytest.raises(ValueError, match=r"model_precision|CONTENTSTREAM_MODEL_PRECISION"):
+        load_settings()
