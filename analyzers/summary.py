@@ -43,6 +43,10 @@ _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCT = "，,；;：: \n"
 _UNIT_END = "，,。；;：: \n"
 _CUT_AT = "，,；;：:、 "
+# List bullets, and quote marks whose partner is not in the summary, are left over from
+# the clause the summary starts with, not part of what it says.
+_LEADING_BULLETS = "•·●○■□◆◇▪►▶★☆※ \u3000\t"
+_QUOTE_PAIRS = {'"': '"', "“": "”", "'": "'", "‘": "’", "「": "」", "『": "』"}
 _HEAD = 1.0  # weight of the position prior
 _CENTRALITY = 1.0
 _MAX_UNITS = 3
@@ -124,9 +128,14 @@ def load_ranker(path: Path = MODEL_FILE) -> dict[str, Any]:
     return model
 
 
+HEURISTIC_VERSION = "extractive-2"
+
+
 def _version() -> str:
     sha = load_ranker().get("sha")
-    return f"extractive-3-{sha}" if sha else "extractive-1"
+    # extractive-4 / -2: the ranker / the heuristic of extractive-3 / -1, with a leading
+    # bullet or unclosed quote trimmed from the summary.
+    return f"extractive-4-{sha}" if sha else HEURISTIC_VERSION
 
 
 VERSION = _version()
@@ -149,6 +158,24 @@ def _clean_cut(text: str, limit: int, language: str) -> str:
             break
         end = token_end
     return head[:end] if end > 0 else head
+
+
+def _trim_lead(summary: str) -> str:
+    """Without leading bullets and a leading quote mark that the summary never closes."""
+    while summary:
+        trimmed = summary.lstrip(_LEADING_BULLETS)
+        closing = _QUOTE_PAIRS.get(trimmed[:1])
+        if closing is not None:
+            rest = trimmed[1:]
+            unclosed = (
+                rest.count(closing) % 2 == 0 if closing == trimmed[0] else closing not in rest
+            )
+            if unclosed:
+                trimmed = rest
+        if trimmed == summary:
+            return summary
+        summary = trimmed
+    return summary
 
 
 class Summarizer:
@@ -182,7 +209,7 @@ class Summarizer:
         self.max_chars = max_chars
         self.min_target_chars = min(min_target_chars, max_chars)
         self.max_units = max(1, max_units)
-        self.version = _version() if self._weights is not None else "extractive-1"
+        self.version = _version() if self._weights is not None else HEURISTIC_VERSION
 
     def target_chars(self, text: str) -> int:
         return max(self.min_target_chars, min(self.max_chars, len(text) // 10))
@@ -211,6 +238,7 @@ class Summarizer:
         pieces = [units[i].strip() for i in chosen]
         separator = " " if language == "en" else ""
         summary = separator.join(pieces).rstrip(_TRAILING_PUNCT)
+        summary = _trim_lead(summary) or summary
         return _clean_cut(summary, self.max_chars, language)
 
     @staticmethod

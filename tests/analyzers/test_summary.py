@@ -36,6 +36,28 @@ def test_units_come_back_in_text_order() -> None:
     assert positions == sorted(positions)
 
 
+@pytest.mark.parametrize(
+    ("text", "starts_with"),
+    [
+        # A quote opened before the chosen clause and closed after it, and a list bullet.
+        (
+            '"•鸿雁传书，电子书的阅读平台，涵盖等多家书籍；•鸿雁传书，在线阅读，离线阅读，'
+            '多种阅读方式，解决流量烦恼；•鸿雁传书，用户的阅读选择，从此爱上阅读。"',
+            "鸿雁传书",
+        ),
+        ("●全球超10亿人都在使用手机拍照，让你自拍更自然，图像处理超强的照片编辑功能。", "全球"),
+        # Quotes the summary closes itself stay.
+        ("“离散”是全球化时代的重要理论，本文梳理了它的来源、演变和在社会学中的用法。", "“离散”"),
+        ('"诵读"概念从古至今经历了一个逐步演变的过程，本文考察了它在各个时期的含义。', '"诵读"'),
+    ],
+)
+def test_summary_drops_a_leading_bullet_or_unclosed_quote(text: str, starts_with: str) -> None:
+    summarizer = Summarizer(max_chars=30, min_target_chars=10, max_units=1)
+    (summary,) = summarizer.analyze_batch([text], ["zh"])
+    assert summary.startswith(starts_with)
+    assert summary.strip('"“”') in text
+
+
 def test_overlong_first_sentence_is_cut_at_a_boundary() -> None:
     text = "这是一个非常长的句子" * 30
     (summary,) = Summarizer(max_chars=50).analyze_batch([text], ["zh"])
@@ -95,8 +117,8 @@ def test_shipped_ranker_is_loaded_and_versioned() -> None:
     assert model["features"] == list(FEATURES)
     summarizer = Summarizer()
     assert summarizer.version == VERSION
-    assert VERSION.startswith("extractive-3-")
-    assert Summarizer(ranker=False).version == "extractive-1"
+    assert VERSION.startswith("extractive-4-")
+    assert Summarizer(ranker=False).version == "extractive-2"
 
 
 def _dot(rows: list[list[float]], weights: list[float]) -> list[float]:
