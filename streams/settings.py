@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         description="Verify the broker's host name against its certificate.",
     )
 
+    kafka_compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        validation_alias=_env("KAFKA_COMPRESSION_TYPE"),
+        description="Kafka compression.type of the results and dead letters the worker "
+        "produces. Input in any of these codecs is always read.",
+    )
+
     # --- Redis ------------------------------------------------------------------------
     redis_url: str | None = Field(
         default=None,

@@ -228,8 +228,17 @@ def test_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_compression_type == "zstd"
     assert settings.max_payload_bytes == 1_048_576  # rendered "1048576", not "1.048576e+06"
     assert settings.shutdown_timeout_s == 40.5
+
+
+def test_an_unknown_compression_type_is_rejected() -> None:
+    assert "compressionType" in render_error(kafka__compressionType='"brotli"')
+
+
+def test_results_are_uncompressed_unless_asked() -> None:
+    assert one(render(), "ConfigMap")["data"]["KAFKA_COMPRESSION_TYPE"] == "none"
 
 
 # ---------------------------------------------------------------------------- secrets

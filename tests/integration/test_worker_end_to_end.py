@@ -75,6 +75,31 @@ async def test_thousand_events_give_thousand_results(
 
 
 @ENGINES
+async def test_compressed_input_in_every_codec_is_analysed(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess], engine: str
+) -> None:
+    # Java producers often compress (compression.type=lz4 / zstd); a consumer without
+    # the codecs failed on the first such batch and, restarted, failed on it again.
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
+    await setup.create_topics()
+    start_worker(
+        setup, tmp_path, workers, CONTENTSTREAM_ENGINE=engine, KAFKA_COMPRESSION_TYPE="zstd"
+    )
+    codecs = ["gzip", "snappy", "lz4", "zstd"]
+    for codec in codecs:
+        values = [event(f"{codec}-{i}", f"{TEXTS[i]} {codec}") for i in range(len(TEXTS))]
+        await produce(setup.bootstrap, setup.raw_topic, values, compression_type=codec)
+    expected = {f"{codec}-{i}" for codec in codecs for i in range(len(TEXTS))}
+    records = await consume(
+        setup.bootstrap, setup.output_topic, expect=len(expected), timeout=120, idle_after_expect=2
+    )
+    assert {orjson.loads(r.value)["id"] for r in records} == expected, workers[0].log_tail()
+    assert workers[0].proc is not None and workers[0].proc.poll() is None, "worker died"
+    dead = await consume(setup.bootstrap, setup.dlq_topic, expect=1, timeout=2)
+    assert dead == []
+
+
+@ENGINES
 async def test_malformed_events_are_dead_lettered_and_processing_goes_on(
     services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess], engine: str
 ) -> None:

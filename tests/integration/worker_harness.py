@@ -181,10 +181,19 @@ def event(i: int | str, text: str, **extra: Any) -> bytes:
 
 
 async def produce(
-    bootstrap: str, topic: str, values: Iterable[bytes], keys: Iterable[bytes | None] | None = None
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes],
+    keys: Iterable[bytes | None] | None = None,
+    *,
+    compression_type: str | None = None,
 ) -> int:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_request_size=16 * 1024 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=10,
+        max_request_size=16 * 1024 * 1024,
+        compression_type=compression_type,
     )
     await producer.start()
     count = 0
