@@ -164,6 +164,7 @@ class BatchEngine:
             group_id=settings.app_id,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            isolation_level=settings.kafka_isolation_level,
             max_partition_fetch_bytes=max(settings.max_payload_bytes * 2, 4 * 1024 * 1024),
         )
         self.consumer.subscribe([settings.input_topic], listener=_Rebalance(self))

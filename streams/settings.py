@@ -84,6 +84,14 @@ class Settings(BaseSettings):
         "produces. Input in any of these codecs is always read.",
     )
 
+    kafka_isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        default="read_committed",
+        validation_alias=_env("KAFKA_ISOLATION_LEVEL"),
+        description="Kafka isolation.level of the batch engine's consumer: read_committed "
+        "never analyses records of aborted upstream transactions. The Faust engine "
+        "chooses for itself (read_committed only under exactly_once).",
+    )
+
     # --- Redis ------------------------------------------------------------------------
     redis_url: str | None = Field(
         default=None,

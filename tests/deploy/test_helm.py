@@ -237,8 +237,11 @@ def test_an_unknown_compression_type_is_rejected() -> None:
     assert "compressionType" in render_error(kafka__compressionType='"brotli"')
 
 
-def test_results_are_uncompressed_unless_asked() -> None:
-    assert one(render(), "ConfigMap")["data"]["KAFKA_COMPRESSION_TYPE"] == "none"
+def test_kafka_client_defaults_match_the_worker_defaults() -> None:
+    data = one(render(), "ConfigMap")["data"]
+    fields = Settings.model_fields
+    assert data["KAFKA_COMPRESSION_TYPE"] == fields["kafka_compression_type"].default
+    assert data["KAFKA_ISOLATION_LEVEL"] == fields["kafka_isolation_level"].default
 
 
 # ---------------------------------------------------------------------------- secrets

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from services import ServiceEndpoints
 from worker_harness import (
     REPO_ROOT,
@@ -116,6 +117,34 @@ async def test_two_workers_one_restarted_mid_run(
     ids = {orjson.loads(r.value)["id"] for r in records}
     assert ids == {str(i) for i in range(n)}
     print(f"\ntwo workers, one restarted: {len(records) - n} duplicate results of {n}")
+
+
+async def test_events_of_aborted_upstream_transactions_are_never_analysed(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
+    await setup.create_topics()
+    start(setup, tmp_path, workers)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=setup.bootstrap, transactional_id=f"{setup.name}-upstream"
+    )
+    await producer.start()
+    try:
+        for round_ in range(3):
+            await producer.begin_transaction()
+            for i in range(4):
+                await producer.send(setup.raw_topic, event(f"aborted-{round_}-{i}", text(i)))
+            await producer.abort_transaction()
+            async with producer.transaction():
+                for i in range(4):
+                    await producer.send(setup.raw_topic, event(f"kept-{round_}-{i}", text(i)))
+    finally:
+        await producer.stop()
+    records = await consume(
+        setup.bootstrap, setup.output_topic, expect=12, timeout=120, idle_after_expect=3
+    )
+    ids = sorted(orjson.loads(r.value)["id"] for r in records)
+    assert ids == sorted(f"kept-{r}-{i}" for r in range(3) for i in range(4)), workers[0].log_tail()
 
 
 async def test_repeated_texts_cost_no_analysis(
