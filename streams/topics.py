@@ -8,15 +8,31 @@ the CLI make sure the three topics exist first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from schemas.errors import ConfigurationError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _refusals(topic_errors: Iterable[tuple[Any, ...]]) -> list[tuple[str, str]]:
+    """(topic, reason) of each topic the broker did not create. The admin client does
+    not raise for these: the response carries an error code per topic. A topic that
+    already exists is fine (another worker won the race)."""
+    refused = []
+    for name, code, *message in topic_errors:
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        detail = message[0] if message and message[0] else ""
+        reason = for_code(code).__name__
+        refused.append((str(name), f"{reason}: {detail}" if detail else reason))
+    return refused
 
 
 def topic_names(settings: Settings) -> list[str]:
@@ -48,8 +64,15 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 60.0) -> list[
             )
             for name in missing
         ]
-        with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
-            await admin.create_topics(new)
+        response = await admin.create_topics(new)
+        refused = _refusals(response.topic_errors)
+        if refused:
+            raise ConfigurationError(
+                "cannot create topic(s): "
+                + "; ".join(f"{name}: {reason}" for name, reason in refused)
+                + " (create them yourself, or fix CONTENTSTREAM_TOPIC_PARTITIONS / "
+                "CONTENTSTREAM_TOPIC_REPLICATION_FACTOR or the worker's ACLs)"
+            )
         log.info("created topics %s with %d partitions", missing, settings.topic_partitions)
         return missing
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +99,27 @@ async def test_compressed_input_in_every_codec_is_analysed(
     assert workers[0].proc is not None and workers[0].proc.poll() is None, "worker died"
     dead = await consume(setup.bootstrap, setup.dlq_topic, expect=1, timeout=2)
     assert dead == []
+
+
+def test_topics_the_broker_refuses_to_create_stop_the_worker_at_start(
+    services: ServiceEndpoints, tmp_path: Path
+) -> None:
+    # The test broker is a single node: replication factor 3 cannot be met. Before, the
+    # refusal in the admin response went unread, "created topics" was logged and the
+    # worker sat on a topic that did not exist.
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url)
+    env = setup.env(CONTENTSTREAM_TOPIC_REPLICATION_FACTOR="3", CONTENTSTREAM_WEB_PORT="0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "cannot create topic(s)" in proc.stderr
+    assert f"{setup.raw_topic}: InvalidReplicationFactorError" in proc.stderr
 
 
 @ENGINES
