@@ -162,7 +162,7 @@ class BatchEngine:
         self.consumer = make_consumer(
             settings,
             group_id=settings.app_id,
-            auto_offset_reset="earliest",
+            auto_offset_reset=settings.kafka_auto_offset_reset,
             enable_auto_commit=False,
             isolation_level=settings.kafka_isolation_level,
             max_partition_fetch_bytes=max(settings.max_payload_bytes * 2, 4 * 1024 * 1024),

@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, extra: dict[str, Any] | None = None) -> fa
         "producer_compression_type": None
         if settings.kafka_compression_type == "none"
         else settings.kafka_compression_type,
-        "consumer_auto_offset_reset": "earliest",
+        "consumer_auto_offset_reset": settings.kafka_auto_offset_reset,
         "broker_commit_interval": settings.commit_interval_s,
         "processing_guarantee": settings.processing_guarantee,
         # Faust's own timeout would log warnings for events our runtime holds on purpose.

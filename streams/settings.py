@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         "chooses for itself (read_committed only under exactly_once).",
     )
 
+    kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        validation_alias=_env("KAFKA_AUTO_OFFSET_RESET"),
+        description="Where a consumer group with no committed offset starts: earliest "
+        "analyses the topic's whole retained history, latest only what arrives from now.",
+    )
+
     # --- Redis ------------------------------------------------------------------------
     redis_url: str | None = Field(
         default=None,

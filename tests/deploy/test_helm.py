@@ -242,6 +242,7 @@ def test_kafka_client_defaults_match_the_worker_defaults() -> None:
     fields = Settings.model_fields
     assert data["KAFKA_COMPRESSION_TYPE"] == fields["kafka_compression_type"].default
     assert data["KAFKA_ISOLATION_LEVEL"] == fields["kafka_isolation_level"].default
+    assert data["KAFKA_AUTO_OFFSET_RESET"] == fields["kafka_auto_offset_reset"].default
 
 
 # ---------------------------------------------------------------------------- secrets

@@ -147,6 +147,30 @@ async def test_events_of_aborted_upstream_transactions_are_never_analysed(
     assert ids == sorted(f"kept-{r}-{i}" for r in range(3) for i in range(4)), workers[0].log_tail()
 
 
+@pytest.mark.parametrize("engine", ["batch", "faust"])
+async def test_a_new_group_set_to_latest_skips_the_history(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess], engine: str
+) -> None:
+    setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
+    await setup.create_topics()
+    history = [event(f"old-{i}", text(i)) for i in range(20)]
+    await produce(setup.bootstrap, setup.raw_topic, history)
+    start(setup, tmp_path, workers, KAFKA_AUTO_OFFSET_RESET="latest", CONTENTSTREAM_ENGINE=engine)
+    # Readiness means partitions are assigned; the reset to the end may still be on its
+    # way, so new events go in one at a time until one comes out.
+    seen: set[str] = set()
+    for i in range(30):
+        await produce(setup.bootstrap, setup.raw_topic, [event(f"new-{i}", text(i))])
+        records = await consume(setup.bootstrap, setup.output_topic, expect=1, timeout=2)
+        seen = {orjson.loads(r.value)["id"] for r in records}
+        if seen:
+            break
+    records = await consume(setup.bootstrap, setup.output_topic, expect=len(seen) + 1, timeout=3)
+    ids = {orjson.loads(r.value)["id"] for r in records}
+    assert ids, workers[0].log_tail()
+    assert all(i.startswith("new-") for i in ids), sorted(ids)
+
+
 async def test_repeated_texts_cost_no_analysis(
     services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
 ) -> None:
