@@ -26,6 +26,7 @@ HEADER_NAMES = {
     "first_seen": "contentstream-first-seen",
     "attempts": "contentstream-attempts",
     "event_id": "contentstream-event-id",
+    "original_dropped": "contentstream-original-dropped",
 }
 MAX_HEADER_MESSAGE_CHARS = 1000
 
@@ -53,6 +54,12 @@ class DeadLetter(BaseModel):
     first_seen: datetime
     attempts: int = Field(default=1, ge=1)
     original_b64: str = Field(description="The original record value, base64-encoded.")
+    original_dropped: str | None = Field(
+        default=None,
+        description="Why the record value is empty: Kafka refused the dead letter with the "
+        "original bytes (larger than the dead-letter topic's max.message.bytes). The "
+        "original stays at source_topic / source_partition / source_offset while retained.",
+    )
 
     @property
     def original(self) -> bytes:
@@ -72,6 +79,8 @@ class DeadLetter(BaseModel):
         }
         if self.event_id is not None:
             values["event_id"] = self.event_id
+        if self.original_dropped is not None:
+            values["original_dropped"] = self.original_dropped
         return [(HEADER_NAMES[k], v.encode("utf-8")) for k, v in values.items()]
 
     @classmethod
@@ -90,4 +99,5 @@ class DeadLetter(BaseModel):
             first_seen=datetime.fromisoformat(field["first_seen"] or "1970-01-01T00:00:00+00:00"),
             attempts=int(field["attempts"] or 1),
             original_b64=base64.b64encode(value).decode("ascii"),
+            original_dropped=field["original_dropped"],
         )

@@ -17,6 +17,7 @@ Hierarchy (``retriable`` says whether trying the same thing again may succeed)::
     │   └── TextTooLong          TEXT_TOO_LONG
     ├── AnalysisFailed           a stage raised: ANALYSIS_FAILED
     │   └── StageTimeout         a stage ran past its deadline: STAGE_TIMEOUT (retriable)
+    ├── ResultRejected           Kafka refused the result itself: RESULT_REJECTED
     ├── ServiceUnavailable       Kafka / Redis / pool trouble (retriable)
     └── ConfigurationError       bad settings, missing model files: CONFIGURATION_ERROR
 """
@@ -39,6 +40,7 @@ class ErrorCode(StrEnum):
     ANALYSIS_FAILED = "ANALYSIS_FAILED"
     STAGE_TIMEOUT = "STAGE_TIMEOUT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    RESULT_REJECTED = "RESULT_REJECTED"
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -102,6 +104,13 @@ class AnalysisFailed(ContentStreamError):
 class StageTimeout(AnalysisFailed):
     code = ErrorCode.STAGE_TIMEOUT
     retriable = True
+
+
+class ResultRejected(ContentStreamError):
+    """Kafka refused the result itself (larger than the output topic's
+    ``max.message.bytes``, say): retrying cannot help, so the event is dead-lettered."""
+
+    code = ErrorCode.RESULT_REJECTED
 
 
 class ServiceUnavailable(ContentStreamError):

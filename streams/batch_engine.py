@@ -34,7 +34,7 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.batch_processor import BatchProcessor, Outgoing
-from streams.kafka_clients import make_consumer, make_producer
+from streams.kafka_clients import PRODUCER_SEQUENCE_BREAKERS, make_consumer, make_producer
 from streams.offset_ledger import OffsetLedger, Slot, TopicPartition
 from streams.partitioning import partition_for
 from streams.records import InputRecord, input_record
@@ -53,23 +53,73 @@ class KafkaPublisher:
     Partitions are chosen as ``send`` would (murmur2 of the key, like the Java
     client; streams/partitioning.py), so a result lands where its id's results
     always land.
+
+    The publisher owns its producer and replaces it after a record the broker refused
+    for what it is (too large for the topic): aiokafka gives a batch its sequence
+    numbers when it sends it and does not take them back when the broker refuses it,
+    so every later batch to that partition would be refused as out of order, for good.
+    A new producer (a new producer id) starts its sequences afresh.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, *, metadata_max_age_s: float = 30.0) -> None:
-        self._producer = producer
+    def __init__(
+        self, make: Callable[[], AIOKafkaProducer], *, metadata_max_age_s: float = 30.0
+    ) -> None:
+        self._make = make
+        self._producer: AIOKafkaProducer | None = None
+        self._generation = 0
+        self._renewing = asyncio.Lock()
         self._partitions: dict[str, tuple[float, list[int]]] = {}
         self._max_age = metadata_max_age_s
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the publisher has not started")
+        return self._producer
+
+    async def start(self) -> None:
+        producer = self._make()
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+
+    async def publish(self, messages: list[Outgoing]) -> None:
+        generation = self._generation
+        try:
+            await self._publish(messages)
+        except PRODUCER_SEQUENCE_BREAKERS as exc:
+            await self._renew(generation, exc)
+            raise
+
+    async def _renew(self, generation: int, cause: Exception) -> None:
+        async with self._renewing:
+            if generation != self._generation:
+                return  # another publish renewed it already
+            old = self._producer
+            await self.start()
+            self._generation += 1
+            log.warning(
+                "producer replaced after %s: its sequence numbers no longer match the broker's",
+                type(cause).__name__,
+            )
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.stop(), 10.0)
 
     async def _partitions_of(self, topic: str) -> list[int]:
         known = self._partitions.get(topic)
         if known is None or time.monotonic() - known[0] > self._max_age:
-            partitions = sorted(await self._producer.partitions_for(topic))
+            partitions = sorted(await self.producer.partitions_for(topic))
             known = (time.monotonic(), partitions)
             self._partitions[topic] = known
         return known[1]
 
-    async def publish(self, messages: list[Outgoing]) -> None:
-        producer = self._producer
+    async def _publish(self, messages: list[Outgoing]) -> None:
+        producer = self.producer
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
         by_topic: dict[str, list[int]] = {}
         for m in messages:
@@ -139,7 +189,7 @@ class BatchEngine:
         self._last_commit = time.monotonic()
         self._commit_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.publisher: KafkaPublisher | None = None
         self.finished = 0
         self._fatal: BaseException | None = None
 
@@ -149,16 +199,18 @@ class BatchEngine:
 
     async def start(self) -> None:
         settings = self.settings
-        self.producer = make_producer(
-            settings,
-            # Results go out as whole record batches (KafkaPublisher); waiting for
-            # more records to join them would only add latency.
-            linger_ms=0,
-            max_batch_size=1024 * 1024,
-            max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+        self.publisher = KafkaPublisher(
+            lambda: make_producer(
+                settings,
+                # Results go out as whole record batches (KafkaPublisher); waiting for
+                # more records to join them would only add latency.
+                linger_ms=0,
+                max_batch_size=1024 * 1024,
+                max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+            )
         )
-        await self.producer.start()
-        self.processor.use_publisher(KafkaPublisher(self.producer))
+        await self.publisher.start()
+        self.processor.use_publisher(self.publisher)
         self.consumer = make_consumer(
             settings,
             group_id=settings.app_id,
@@ -299,6 +351,5 @@ class BatchEngine:
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
-        if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()

@@ -34,13 +34,15 @@ import orjson
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.content_hash import content_hash
-from schemas.errors import ContentStreamError, EventRejected, StageTimeout
+from schemas.dead_letter import HEADER_NAMES
+from schemas.errors import ContentStreamError, EventRejected, ResultRejected, StageTimeout
 from schemas.events import AnalysisName, ContentEvent
 from streams.analysis_batcher import Deliver
 from streams.analysis_batcher import Outcome as AnalysisOutcome
 from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
 from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with
+from streams.kafka_clients import RECORD_REFUSALS
 from streams.metrics import WorkerMetrics, observe_values
 from streams.processor import Outcome, ProcessorConfig
 from streams.records import Headers, InputRecord
@@ -55,6 +57,8 @@ from streams.results import (
 )
 
 log = logging.getLogger(__name__)
+
+DROPPED_HEADER = HEADER_NAMES["original_dropped"]
 
 # Longest stretch the intake of one batch keeps the event loop (heartbeats, /healthz).
 INTAKE_SLICE_S = 0.005
@@ -141,6 +145,7 @@ class BatchProcessor:
         recent_entries: int = 8192,
         publish_backoff_s: float = 0.5,
         max_publish_backoff_s: float = 10.0,
+        refused_record_grace_s: float = 60.0,
     ) -> None:
         self.config = config
         self._decoder = decoder
@@ -153,6 +158,7 @@ class BatchProcessor:
         self._versions = analyzer_versions
         self._backoff = publish_backoff_s
         self._max_backoff = max_publish_backoff_s
+        self._refusal_grace = refused_record_grace_s
         self._key_tails: dict[bytes, _Item] = {}  # per id, its latest unpublished event
         self._analysing: dict[str, asyncio.Future[bytes | None]] = {}
         # Analyses this worker stored lately: a repeat right after the first is served
@@ -500,13 +506,17 @@ class BatchProcessor:
         if later:
             await asyncio.gather(*(self._send_after(o, outcomes) for o in later))
 
-    async def _send_after(self, output: _Output, outcomes: Counter[Outcome]) -> None:
-        after = output[0].after
-        if after is not None:
-            await asyncio.shield(after)
-        await self._send([output], outcomes)
+    async def _deliver(
+        self, outputs: list[_Output], refused_since: float | None = None
+    ) -> list[_Output]:
+        """Publish the outputs' messages; returns the outputs as published.
 
-    async def _send(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
+        Kafka being away or busy is retried with backoff, never dropped: the offsets
+        stay uncommitted meanwhile, so a crash reprocesses the events. A record Kafka
+        refuses for what it is (too large for the topic) is retried too, for the grace
+        period, in case an operator raises the limit; after that it would hold its
+        partition back for good, so it is replaced: a result by the event's dead
+        letter, a dead letter by one without the original bytes."""
         messages = [m for _, m, _ in outputs if m is not None]
         delay = self._backoff
         while messages:
@@ -515,18 +525,61 @@ class BatchProcessor:
                 break
             except asyncio.CancelledError:
                 raise
+            except RECORD_REFUSALS as exc:
+                now = time.monotonic()
+                refused_since = now if refused_since is None else refused_since
+                if now - refused_since >= self._refusal_grace:
+                    if len(messages) > 1:
+                        # Which one? A batch can also be refused for its total size.
+                        delivered: list[_Output] = []
+                        for output in outputs:
+                            delivered += await self._deliver([output], refused_since)
+                        return delivered
+                    replaced = [self._instead_of_refused(o, exc) for o in outputs]
+                    if replaced != outputs:
+                        return await self._deliver(replaced, refused_since)
+                error: Exception = exc
             except Exception as exc:
-                # Kafka refused: never drop the events. Their offsets stay uncommitted
-                # meanwhile, so a crash now reprocesses them.
-                log.error(
-                    "could not publish %d record(s) (%s: %s); retrying in %.1fs",
-                    len(messages),
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
+                error = exc
+            log.error(
+                "could not publish %d record(s) (%s: %s); retrying in %.1fs",
+                len(messages),
+                type(error).__name__,
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_backoff)
+        return outputs
+
+    def _instead_of_refused(self, output: _Output, exc: BaseException) -> _Output:
+        item, message, _ = output
+        if message is None:
+            return output
+        reason = _refusal_reason(message, exc)
+        if message.topic != self._dlq_topic:
+            return self._rejection(item, ResultRejected(reason, stage="publish"), "publish")
+        if any(name == DROPPED_HEADER for name, _ in message.headers):
+            return output  # nothing left to leave out
+        record = item.record
+        log.error(
+            "dead letter of %s[%d]@%d refused (%s): publishing it without the original",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        headers = [*message.headers, (DROPPED_HEADER, reason.encode("utf-8"))]
+        return item, Outgoing(message.topic, message.key, b"", headers), output[2]
+
+    async def _send_after(self, output: _Output, outcomes: Counter[Outcome]) -> None:
+        after = output[0].after
+        if after is not None:
+            await asyncio.shield(after)
+        await self._send([output], outcomes)
+
+    async def _send(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
+        outputs = await self._deliver(outputs)
         now = time.time()
         latencies: list[float] = []
         for item, message, outcome in outputs:
@@ -538,6 +591,13 @@ class BatchProcessor:
             if item.event is not None:
                 self._end_turn(item, published=message is not None)
         observe_values(self._metrics.end_to_end_latency, latencies)
+
+
+def _refusal_reason(message: Outgoing, exc: BaseException) -> str:
+    return (
+        f"Kafka refused a record of {len(message.value)} bytes for {message.topic}: "
+        f"{type(exc).__name__}: {exc}"
+    )
 
 
 def _decode_chunks(items: list[_Item]) -> Iterator[list[_Item]]:

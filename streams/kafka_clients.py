@@ -5,8 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+)
 
 from streams.settings import Settings
+
+# What a broker answers for a record it will never take as it is (larger than the
+# topic's max.message.bytes, a batch over the limit, a record it cannot read): sending
+# it again cannot help, unlike every other produce error.
+RECORD_REFUSALS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+)
+# After these an idempotent aiokafka producer's sequence numbers for the partition no
+# longer match the broker's (it does not take back those of a refused batch): every
+# later batch there is refused as out of order until the producer is replaced.
+PRODUCER_SEQUENCE_BREAKERS: tuple[type[Exception], ...] = (
+    *RECORD_REFUSALS,
+    OutOfOrderSequenceNumber,
+)
 
 
 def _security(settings: Settings) -> dict[str, Any]:

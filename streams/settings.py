@@ -237,6 +237,14 @@ class Settings(BaseSettings):
     stage_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline for analysing one event."
     )
+    refused_record_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long records Kafka refuses as they are (larger than the topic's "
+        "max.message.bytes) are retried, in case the limit is raised, before a refused "
+        "result becomes a RESULT_REJECTED dead letter and a refused dead letter goes out "
+        "without the original bytes.",
+    )
     max_attempts: int = Field(
         default=3, ge=1, description="Tries for a retriable failure before dead-lettering."
     )

@@ -161,6 +161,7 @@ class ContentWorker:
             dedup=self.dedup,
             metrics=self.metrics,
             analyzer_versions=lambda: self.pool.versions,
+            refused_record_grace_s=self.settings.refused_record_grace_s,
         )
         self.engine = BatchEngine(
             self.settings,

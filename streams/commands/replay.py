@@ -76,8 +76,13 @@ async def replay(args: argparse.Namespace) -> int:
             await producer.start()
     replayed = scanned = 0
     try:
-        partitions = consumer.partitions_for_topic(settings.dead_letter_topic) or set()
-        tps = [TopicPartition(settings.dead_letter_topic, p) for p in sorted(partitions)]
+        # Asked of the cluster: a consumer that subscribed to nothing has no metadata
+        # for the topic, and its partitions_for_topic answers None.
+        partitions = await _partitions(settings, settings.dead_letter_topic)
+        if not partitions:
+            print(f"no dead-letter topic {settings.dead_letter_topic}", file=sys.stderr)
+            return 1
+        tps = [TopicPartition(settings.dead_letter_topic, p) for p in partitions]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
@@ -106,10 +111,22 @@ async def replay(args: argparse.Namespace) -> int:
                                 + b"\n"
                             )
                             continue
+                        value = record.value
+                        if letter.original_dropped is not None:
+                            value = await _original(settings, letter)
+                            if value is None:
+                                replayed -= 1
+                                print(
+                                    f"skipped: the original of {letter.source_topic}"
+                                    f"[{letter.source_partition}]@{letter.source_offset} is "
+                                    "neither in its dead letter nor retained any more",
+                                    file=sys.stderr,
+                                )
+                                continue
                         carried = [(k, v) for k, v in headers if k in _CARRIED]
                         futures.append(
                             await producer.send(
-                                target, value=record.value, key=record.key, headers=carried
+                                target, value=value, key=record.key, headers=carried
                             )
                         )
                 for tp in list(remaining):
@@ -125,6 +142,45 @@ async def replay(args: argparse.Namespace) -> int:
     verb = "would replay" if args.dry_run else "replayed"
     print(f"{verb} {replayed} of {scanned} dead letter(s) to {target}", file=sys.stderr)
     return 0
+
+
+async def _partitions(settings: Any, topic: str) -> list[int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams.security import aiokafka_client_kwargs
+
+    admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(settings))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:
+        return []
+    return sorted(int(p["partition"]) for p in described["partitions"])
+
+
+async def _original(settings: Any, letter: DeadLetter) -> bytes | None:
+    """The original record of a dead letter that Kafka took only without it (too large
+    for the dead-letter topic), read back from where it was first consumed."""
+    from aiokafka import TopicPartition
+
+    from streams.kafka_clients import make_consumer
+
+    tp = TopicPartition(letter.source_topic, letter.source_partition)
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, letter.source_offset)
+        batches = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
+        for record in batches.get(tp, []):
+            if record.offset == letter.source_offset:
+                value: bytes | None = record.value
+                return value
+        return None
+    finally:
+        await consumer.stop()
 
 
 def run(args: argparse.Namespace) -> int:

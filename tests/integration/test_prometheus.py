@@ -196,7 +196,14 @@ async def test_prometheus_sees_the_true_backlog_then_its_end(
 ) -> None:
     setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=3)
     await setup.create_topics()
-    worker = WorkerProcess(setup, tmp_path / "worker.log", CONTENTSTREAM_DEDUP_POLICY="off")
+    # The output topic is closed for a while below, as if by an operator who opens it
+    # again: results wait for it rather than turn into dead letters.
+    worker = WorkerProcess(
+        setup,
+        tmp_path / "worker.log",
+        CONTENTSTREAM_DEDUP_POLICY="off",
+        CONTENTSTREAM_REFUSED_RECORD_GRACE_S="600",
+    )
     processes.append(worker.start())
     worker.wait_ready()
     prometheus = PrometheusServer(tmp_path, f"127.0.0.1:{worker.port}")

@@ -75,6 +75,8 @@ async def test_stuck_partition_makes_the_worker_unready_until_it_moves(
         tmp_path / "worker.log",
         CONTENTSTREAM_STUCK_PARTITION_S="3",
         CONTENTSTREAM_DEDUP_POLICY="off",
+        # The output topic is closed for a while below: results wait for it to open.
+        CONTENTSTREAM_REFUSED_RECORD_GRACE_S="600",
     ).start()
     worker_slot.append(worker)
     worker.wait_ready()

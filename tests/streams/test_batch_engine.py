@@ -8,8 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+)
 
-from streams.batch_engine import BatchEngine
+from streams.batch_engine import BatchEngine, KafkaPublisher
+from streams.batch_processor import Outgoing
 from streams.records import InputRecord
 from streams.settings import Settings
 
@@ -107,3 +113,71 @@ async def test_an_unexpected_failure_stops_the_engine_uncommitted() -> None:
     with pytest.raises(RuntimeError, match="failed unexpectedly"):
         await asyncio.wait_for(e.run(), 2)
     assert all(c.get(("raw", 0), 0) == 0 for c in consumer.commits)
+
+
+class FakeProducer:
+    """Stands in for AIOKafkaProducer: partitions, batches, and a scripted failure."""
+
+    def __init__(self, failure: Exception | None) -> None:
+        self.failure = failure
+        self.started = self.stopped = False
+        self.sent: list[tuple[str, int]] = []
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> Any:
+        return SimpleNamespace(append=lambda **kw: True)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        await asyncio.sleep(0.01)
+        if self.failure is not None:
+            raise self.failure
+        self.sent.append((topic, partition))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+@pytest.mark.parametrize("failure", [MessageSizeTooLargeError(), OutOfOrderSequenceNumber()])
+async def test_the_publisher_replaces_its_producer_once_after_a_refused_record(
+    failure: Exception,
+) -> None:
+    made: list[FakeProducer] = []
+
+    def make() -> Any:
+        # The first producer fails every batch; its replacements work.
+        made.append(FakeProducer(failure if not made else None))
+        return made[-1]
+
+    publisher = KafkaPublisher(make)
+    await publisher.start()
+    message = Outgoing("out", b"k", b"v", [])
+    # Two batches refused at once: one replacement, not two.
+    results = await asyncio.gather(
+        publisher.publish([message]), publisher.publish([message]), return_exceptions=True
+    )
+    assert all(isinstance(r, type(failure)) for r in results)
+    assert len(made) == 2 and made[0].stopped and made[1].started
+    await publisher.publish([message])
+    assert made[1].sent == [("out", 0)]
+
+
+async def test_other_failures_keep_the_producer() -> None:
+    made: list[FakeProducer] = []
+
+    def make() -> Any:
+        made.append(FakeProducer(KafkaConnectionError()))
+        return made[-1]
+
+    publisher = KafkaPublisher(make)
+    await publisher.start()
+    with pytest.raises(KafkaConnectionError):
+        await publisher.publish([Outgoing("out", b"k", b"v", [])])
+    assert len(made) == 1

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.errors import InvalidEvent, ServiceUnavailable, StageTimeout
@@ -253,3 +254,66 @@ async def test_nothing_outlives_a_cancelled_batch(policy: str) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert processor._analysing == {} and processor._key_tails == {}
+
+
+class RefusingPublisher(RecordingPublisher):
+    """A broker whose topics refuse records over a size limit (max.message.bytes)."""
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        super().__init__()
+        self.limits = limits
+        self.refusals = 0
+
+    async def publish(self, messages: list[Outgoing]) -> None:
+        await asyncio.sleep(0)
+        if any(len(m.value) > self.limits.get(m.topic, 1 << 30) for m in messages):
+            self.refusals += 1
+            raise MessageSizeTooLargeError()
+        await super().publish(messages)
+
+
+def refusing(limits: dict[str, int], grace_s: float) -> tuple[BatchProcessor, RefusingPublisher]:
+    processor, _, _, _ = make(policy="off")
+    publisher = RefusingPublisher(limits)
+    processor.use_publisher(publisher)
+    processor._refusal_grace = grace_s
+    return processor, publisher
+
+
+async def test_a_result_kafka_refuses_becomes_a_dead_letter_after_the_grace() -> None:
+    processor, publisher = refusing({"out": 1500}, grace_s=0.05)
+    # Results of the short ones are ~500 bytes; metadata is copied into the result.
+    big = rec(1, {"id": "big", "text": "长", "metadata": {"note": "n" * 2000}})
+    outcomes = await processor.process([ev(0, "a", "短"), big, ev(2, "b", "短的")])
+    assert outcomes == Counter({Outcome.OK: 2, Outcome.DEAD_LETTERED: 1})
+    assert sorted(r["id"] for r in publisher.results()) == ["a", "b"]
+    (letter,) = [m for m in publisher.sent if m.topic == "dlq"]
+    headers = dict(letter.headers)
+    assert headers["contentstream-error-code"] == b"RESULT_REJECTED"
+    assert b"MessageSizeTooLargeError" in headers["contentstream-error-message"]
+    assert letter.value == big.value
+    assert publisher.refusals >= 2, "retried during the grace period first"
+
+
+async def test_a_refused_dead_letter_goes_out_without_the_original() -> None:
+    processor, publisher = refusing({"dlq": 50}, grace_s=0.0)
+    raw = b'{"id": "x", "text": "", "padding": "' + b"p" * 100 + b'"}'
+    outcomes = await processor.process([rec(7, None, raw=raw)])
+    assert outcomes == Counter({Outcome.DEAD_LETTERED: 1})
+    (letter,) = publisher.sent
+    headers = dict(letter.headers)
+    assert letter.value == b""
+    assert headers["contentstream-error-code"] == b"EMPTY_TEXT"
+    assert b"MessageSizeTooLargeError" in headers["contentstream-original-dropped"]
+    assert headers["contentstream-source-offset"] == b"7"
+
+
+async def test_a_refused_record_waits_while_the_limit_may_still_be_raised() -> None:
+    processor, publisher = refusing({"out": 10}, grace_s=60.0)
+    task = asyncio.ensure_future(processor.process([ev(0, "a", "短")]))
+    while publisher.refusals < 3:
+        await asyncio.sleep(0.01)
+    assert not task.done() and publisher.sent == []
+    publisher.limits["out"] = 1 << 20  # the operator raises max.message.bytes
+    assert await asyncio.wait_for(task, 10) == Counter({Outcome.OK: 1})
+    assert [r["id"] for r in publisher.results()] == ["a"]
