@@ -47,9 +47,7 @@ def create_app(settings: Settings, *, extra: dict[str, Any] | None = None) -> fa
         # fewer produce requests.
         "producer_linger": 0.005,
         "producer_max_request_size": PRODUCER_MAX_REQUEST_BYTES,
-        "producer_compression_type": None
-        if settings.kafka_compression_type == "none"
-        else settings.kafka_compression_type,
+        "producer_compression_type": settings.producer_compression,
         "consumer_auto_offset_reset": settings.kafka_auto_offset_reset,
         "broker_commit_interval": settings.commit_interval_s,
         "processing_guarantee": settings.processing_guarantee,

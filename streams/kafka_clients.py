@@ -44,9 +44,7 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "linger_ms": 5,
         "max_request_size": 16 * 1024 * 1024,
         "request_timeout_ms": 30_000,
-        "compression_type": None
-        if settings.kafka_compression_type == "none"
-        else settings.kafka_compression_type,
+        "compression_type": settings.producer_compression,
     }
     kwargs.update(_security(settings))  # bootstrap_servers + security
     kwargs.update(overrides)

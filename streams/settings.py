@@ -322,6 +322,12 @@ class Settings(BaseSettings):
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
 
     @property
+    def producer_compression(self) -> str | None:
+        """``compression_type`` for aiokafka and Faust producers (None = uncompressed)."""
+        codec = self.kafka_compression_type
+        return None if codec == "none" else codec
+
+    @property
     def effective_engine(self) -> Literal["batch", "faust"]:
         return "faust" if self.processing_guarantee == "exactly_once" else self.engine
 

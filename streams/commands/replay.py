@@ -75,6 +75,7 @@ async def replay(args: argparse.Namespace) -> int:
         if not args.dry_run:
             await producer.start()
     replayed = scanned = 0
+    originals: Any = None  # a consumer, started for the first left-out original
     try:
         # Asked of the cluster: a consumer that subscribed to nothing has no metadata
         # for the topic, and its partitions_for_topic answers None.
@@ -113,7 +114,10 @@ async def replay(args: argparse.Namespace) -> int:
                             continue
                         value = record.value
                         if letter.original_dropped is not None:
-                            value = await _original(settings, letter)
+                            if originals is None:
+                                originals = make_consumer(settings)
+                                await originals.start()
+                            value = await _original(originals, letter)
                             if value is None:
                                 replayed -= 1
                                 print(
@@ -137,6 +141,8 @@ async def replay(args: argparse.Namespace) -> int:
             await asyncio.gather(*futures)
     finally:
         await consumer.stop()
+        if originals is not None:
+            await originals.stop()
         if not args.dry_run:
             await producer.stop()
     verb = "would replay" if args.dry_run else "replayed"
@@ -160,27 +166,20 @@ async def _partitions(settings: Any, topic: str) -> list[int]:
     return sorted(int(p["partition"]) for p in described["partitions"])
 
 
-async def _original(settings: Any, letter: DeadLetter) -> bytes | None:
+async def _original(consumer: Any, letter: DeadLetter) -> bytes | None:
     """The original record of a dead letter that Kafka took only without it (too large
     for the dead-letter topic), read back from where it was first consumed."""
     from aiokafka import TopicPartition
 
-    from streams.kafka_clients import make_consumer
-
     tp = TopicPartition(letter.source_topic, letter.source_partition)
-    consumer = make_consumer(settings)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        consumer.seek(tp, letter.source_offset)
-        batches = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
-        for record in batches.get(tp, []):
-            if record.offset == letter.source_offset:
-                value: bytes | None = record.value
-                return value
-        return None
-    finally:
-        await consumer.stop()
+    consumer.assign([tp])
+    consumer.seek(tp, letter.source_offset)
+    batches = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
+    for record in batches.get(tp, []):
+        if record.offset == letter.source_offset:
+            value: bytes | None = record.value
+            return value
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
