@@ -6,17 +6,22 @@ decimal number (3.14), an abbreviation (Dr., e.g., U.S.) or is followed by a low
 word. Scientific Chinese often ends sentences with a half-width full stop directly
 followed by the next Han character ("方法.仿真结果表明"), which counts as a boundary.
 Line breaks always end a sentence. One regex pass finds candidate boundaries; only the
-full stops need a second look, so the cost is linear and small.
+full stops need a second look (a bounded window around each), so the cost is linear and
+small, also on hostile text (long whitespace, thousands of full stops).
 """
 
 from __future__ import annotations
 
 import re
 
-# Candidate ends: a run of terminators, then closing quotes/brackets.
+# Candidate ends: a run of terminators, then closing quotes/brackets; or a line break
+# with the whitespace after it. Not ``\s*\n\s*``: on a long run of whitespace without a
+# newline that retries the run from every position (quadratic: 15 s for 100k spaces).
+# Whitespace before the break needs no match: the sentence it trails is stripped anyway.
 _BOUNDARY = re.compile(
-    r"(?:[。！？!?；]+|…+|\.{3,}|\.)[”’」』）)\]】》\"']*|\s*\n\s*",
+    r"(?:[。！？!?；]+|…+|\.{3,}|\.)[”’」』）)\]】》\"']*|\n\s*",
 )
+_SPACE_RUN = re.compile(r"\s*")
 _CLOSERS = "”’」』）)]】》\"'"
 _ABBREVIATIONS = frozenset(
     [
@@ -91,7 +96,10 @@ def _is_full_stop_boundary(text: str, dot: int, end: int) -> bool:
         if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
             return False
     if after.isspace():
-        following = text[end:].lstrip()[:1]
+        # Not ``text[end:].lstrip()``: copying the rest of the text at every full stop
+        # is quadratic in the number of sentences.
+        after_space = _SPACE_RUN.match(text, end).end()
+        following = text[after_space : after_space + 1]
         if following and following.isascii() and following.islower():
             return False
     return True
