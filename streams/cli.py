@@ -27,12 +27,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from streams.redaction import mask_credentials
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # Settings come from the environment; pydantic quotes the offending value,
+        # which for a URL setting may carry a password.
+        print(f"contentstream: invalid settings: {mask_credentials(str(exc))}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

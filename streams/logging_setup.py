@@ -6,6 +6,11 @@ Faust's Worker replaces the root logger's handlers when it starts (mode's
 (:func:`configure_logging` in ``ContentWorker.start_runtime``); :func:`logging_config`
 is the same configuration as a ``logging.config.dictConfig`` dictionary, which can be
 handed to the Faust Worker (``logging_config=``) so that its own setup produces it.
+
+Log lines carry text from outside (event ids, topics, exception messages): both formats
+mask the passwords of URLs (:mod:`streams.redaction`), and the text format escapes
+control characters, so an id holding a newline cannot forge a line of its own and one
+holding ANSI escapes cannot rewrite an operator's terminal.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from streams.redaction import mask_credentials
 from streams.settings import Settings
 
 # Attributes a LogRecord always has; anything else was passed with ``extra=``.
@@ -26,6 +32,19 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 CONTEXT_KEYS = ("event_id", "topic", "partition", "offset", "stage", "error_code")
 # Faust, mode and aiokafka are chatty at INFO; their warnings still show.
 NOISY_LOGGERS = ("faust", "mode", "aiokafka")
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: each one
+# becomes a visible escape (\n, \x1b, \u2028) in a text line.
+_CONTROL_ESCAPES: dict[int, str] = {
+    code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
+
+
+def escape_control(text: str) -> str:
+    """``text`` on one line: control characters written as Python escapes."""
+    if text.isprintable():
+        return text  # the common case, and str.isprintable is C-fast
+    return text.translate(_CONTROL_ESCAPES)
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,31 +55,49 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_credentials(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = mask_credentials(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask_credentials(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exception"] = record.exc_text
+            entry["exception"] = mask_credentials(record.exc_text)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode("utf-8")
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record, then any traceback indented below it.
+
+    Everything on the record's line is escaped, so it is the record's only line; the
+    traceback lines are indented, so none of them can pass for a record either.
+    """
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
         context = [f"{k}={getattr(record, k)}" for k in CONTEXT_KEYS if hasattr(record, k)]
-        if not context:
-            return line
-        first, newline, rest = line.partition("\n")  # keep a traceback below the context
-        return f"{first} [{' '.join(context)}]{newline}{rest}"
+        if context:
+            line = f"{line} [{' '.join(context)}]"
+        line = escape_control(mask_credentials(line))
+        below: list[str] = []
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            below.append(record.exc_text)
+        if record.stack_info:
+            below.append(self.formatStack(record.stack_info))
+        for block in below:
+            for text in mask_credentials(block).split("\n"):
+                line += f"\n    {escape_control(text)}"
+        return line
 
 
 def uses_json(settings: Settings) -> bool:

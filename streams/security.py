@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from schemas.errors import ConfigurationError, ContentStreamError, ServiceUnavailable
+from streams.redaction import mask_credentials
 from streams.settings import Settings
 
 DEFAULT_SASL_MECHANISM = "PLAIN"
@@ -303,6 +304,11 @@ def describe_connection_error(exc: BaseException, settings: Settings | None = No
     wrapped SSL or SASL error is still named. ``settings`` adds the user name and the
     bootstrap servers to the message; it is optional.
     """
+    # The messages quote exceptions, whose text may hold a connection URL.
+    return mask_credentials(_describe(exc, settings))
+
+
+def _describe(exc: BaseException, settings: Settings | None) -> str:
     from aiokafka import errors as kafka_errors
 
     for linked in _chain(exc):

@@ -8,13 +8,15 @@ field descriptions here (``contentstream settings --markdown``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.events import ALL_ANALYSES, AnalysisName
+from streams.redaction import mask_credentials
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -316,6 +318,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr(settings) ends up in logs and tracebacks: no password of a URL setting.
+        for name, value in super().__repr_args__():
+            yield name, mask_credentials(value) if isinstance(value, str) else value
 
     @property
     def bootstrap_servers(self) -> list[str]:

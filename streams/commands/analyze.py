@@ -330,12 +330,16 @@ def _write(results: Iterable[tuple[int, list[bytes]]], sink: IO[bytes], bar: Any
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from streams.redaction import mask_credentials
     from streams.settings import load_settings
 
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"contentstream analyze: invalid settings: {exc}", file=sys.stderr)
+        print(
+            f"contentstream analyze: invalid settings: {mask_credentials(str(exc))}",
+            file=sys.stderr,
+        )
         return 2
     try:
         analyses = parse_analyses(args.analyses, settings.analyses)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from streams.redaction import mask_credentials
 from streams.settings import Settings, env_name, load_settings
 
 
@@ -15,7 +16,8 @@ def register(subparsers: Any) -> None:
         "settings",
         help="show the settings and their environment variables",
         description="Prints every setting with the environment variable that sets it, its "
-        "default and (without --markdown) its current value. Secrets are masked.",
+        "default and (without --markdown) its current value. Secrets, and the "
+        "passwords in URL settings such as REDIS_URL, are masked.",
     )
     p.add_argument("--markdown", action="store_true", help="the README's table of defaults")
     p.set_defaults(func=run)
@@ -25,8 +27,8 @@ def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "****" if value.get_secret_value() else ""
     if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+        return mask_credentials(",".join(str(v) for v in value))
+    return "" if value is None else mask_credentials(str(value))
 
 
 def markdown_table() -> str:

@@ -154,3 +154,55 @@ def test_text_format_for_people(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 3  # faust/mode/aiokafka stay at WARNING even under DEBUG
     assert lines[0].endswith("INFO    streams.worker: worker line [partition=1]")
     assert not lines[1].startswith("{")
+
+
+FORGED = "e-1\n2026-01-01 00:00:00,000 INFO    streams.worker: all events committed"
+
+
+def test_text_line_escapes_control_characters_so_no_line_can_be_forged() -> None:
+    rec = logging.LogRecord(
+        "streams.dead_letters", logging.WARNING, __file__, 1, "dead letter %s", (FORGED,), None
+    )
+    rec.event_id = FORGED + "\r\x1b[2K\u2028"
+    line = TextFormatter().format(rec)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "\x1b" not in line
+    assert "\u2028" not in line
+    assert "dead letter e-1\\n2026-01-01" in line
+    assert line.endswith(
+        "[event_id=e-1\\n2026-01-01 00:00:00,000 INFO    streams.worker: "
+        "all events committed\\r\\x1b[2K\\u2028]"
+    )
+
+
+def test_text_traceback_lines_are_indented_below_the_record() -> None:
+    try:
+        raise ValueError(f"bad id {FORGED}")
+    except ValueError:
+        rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    first, *below = TextFormatter().format(rec).split("\n")
+    assert first.endswith("ERROR   x: failed")
+    assert below[0] == "    Traceback (most recent call last):"
+    assert any("ValueError: bad id e-1" in line for line in below)
+    assert all(line.startswith("    ") for line in below)  # none can pass for a record
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
+def test_both_formats_hide_url_passwords(formatter: logging.Formatter) -> None:
+    try:
+        raise ConnectionError("Error connecting to redis://default:s3cret@redis:6379/0")
+    except ConnectionError:
+        rec = logging.LogRecord(
+            "streams.dedup",
+            logging.WARNING,
+            __file__,
+            1,
+            "Redis unavailable (%s)",
+            ("rediss://:s3cret@redis:6380/0",),
+            sys.exc_info(),
+        )
+    text = formatter.format(rec)
+    assert "s3cret" not in text
+    assert "rediss://:****@redis:6380/0" in text
+    assert "redis://default:****@redis:6379/0" in text

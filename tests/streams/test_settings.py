@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.cli import main
 from streams.settings import Settings, env_name, load_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -54,3 +55,25 @@ def test_an_unknown_model_precision_is_rejected(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CONTENTSTREAM_MODEL_PRECISION", "fp16")
     with pytest.raises(ValueError, match=r"model_precision|CONTENTSTREAM_MODEL_PRECISION"):
         load_settings()
+
+
+def test_settings_command_masks_the_password_in_urls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "rediss://default:s3cret@redis.example:6380/0")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "hunter2")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert "hunter2" not in out
+    (line,) = [line for line in out.splitlines() if line.startswith("REDIS_URL ")]
+    # What an operator needs to debug the connection is still there.
+    assert line.split()[1] == "rediss://default:****@redis.example:6380/0"
+
+
+def test_repr_of_settings_masks_the_password_in_urls() -> None:
+    settings = Settings(redis_url="redis://:s3cret@redis:6379/0")
+    for text in (repr(settings), str(settings)):
+        assert "s3cret" not in text
+        assert "redis://:****@redis:6379/0" in text
+    assert settings.redis_url == "redis://:s3cret@redis:6379/0"  # the client still gets it
