@@ -89,6 +89,10 @@ class RegionViterbi:
             free &= ~(long_free & (o_lead > self.margin * _LONG_REGION_MARGIN))
             starts, ends = _runs(free)
             lengths = ends - starts
+            if starts.size == 0:
+                # Every long region was all O at the lower margin ("好" x 500): nothing
+                # left to decode (decoding no region used to raise IndexError).
+                return out
         # Entry/exit scores: from/to the fixed O neighbour, or nothing at a text edge.
         prev_boundary = boundary[np.maximum(starts - 1, 0)] | (starts == 0)
         next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n)
