@@ -151,8 +151,8 @@ def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
     """Arguments for ``redis.asyncio.from_url(settings.redis_url, **kwargs)``.
 
     ``password`` when ``REDIS_PASSWORD`` is set (a password inside the URL wins when
-    this is absent); for ``rediss://`` URLs, certificate verification against
-    ``REDIS_SSL_CAFILE`` (or the system store without it).
+    this is absent); for ``rediss://`` URLs, certificate and host name verification
+    against ``REDIS_SSL_CAFILE`` (or the system store without it).
     """
     kwargs: dict[str, Any] = {}
     if settings.redis_password is not None:
@@ -160,6 +160,8 @@ def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
     scheme = urlsplit(settings.redis_url or "").scheme
     if scheme == "rediss":
         kwargs["ssl_cert_reqs"] = "required"
+        # redis-py before 6 did not match the host name unless asked; be explicit.
+        kwargs["ssl_check_hostname"] = True
         if settings.redis_ssl_cafile is not None:
             if not settings.redis_ssl_cafile.is_file():
                 raise ConfigurationError(

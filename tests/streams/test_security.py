@@ -260,6 +260,7 @@ def test_redis_password_and_tls(tls: Any) -> None:
     assert kwargs == {
         "password": "hunter2",
         "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
         "ssl_ca_certs": str(tls.ca_cert),
     }
     import redis.asyncio
@@ -268,6 +269,25 @@ def test_redis_password_and_tls(tls: Any) -> None:
     connection_kwargs = client.connection_pool.connection_kwargs
     assert connection_kwargs["password"] == "hunter2"
     assert connection_kwargs["ssl_ca_certs"] == str(tls.ca_cert)
+    assert connection_kwargs["ssl_check_hostname"] is True
+
+
+def test_redis_requirement_admits_only_versions_that_check_host_names() -> None:
+    # redis-py 5 left ssl_check_hostname off by default; 6 turned it on.
+    import inspect
+    import tomllib
+    from importlib.metadata import version
+
+    import redis.asyncio
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    (requirement,) = [r for r in map(Requirement, dependencies) if r.name == "redis"]
+    assert not requirement.specifier.contains("5.3.1")
+    assert requirement.specifier.contains(version("redis"))  # the venv satisfies it
+    default = inspect.signature(redis.asyncio.SSLConnection.__init__).parameters
+    assert default["ssl_check_hostname"].default is True
 
 
 def test_redis_ca_without_rediss_is_an_error(tls: Any) -> None:
