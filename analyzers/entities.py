@@ -146,12 +146,18 @@ def _split_long(pieces: list[_Piece]) -> list[_Piece]:
 
 # English: runs of capitalised words, typed by small cue lists. A heuristic (no English
 # training data ships with the project): precise on news-style names, blind to lower-case
-# mentions, and a single capitalised word is only kept when a cue types it.
+# mentions, and a single capitalised word is only kept when a cue types it. A run is at
+# most _EN_MAX_WORDS words: longer ones are title-case headlines or hostile input
+# ("John Smith " x 10k was one 100k-character entity).
+_EN_MAX_WORDS = 10
 _EN_NAME = re.compile(
     r"(?:[A-Z][a-z]+(?:['’][A-Za-z]+)?|[A-Z]{2,}|[A-Z]\.)"
     r"(?:[ -](?:(?:of|the|for|and|de|van|von|der|la|du)[ ])?"
-    r"(?:[A-Z][a-z]+(?:['’][A-Za-z]+)?|[A-Z]{2,}|[A-Z]\.))*"
+    rf"(?:[A-Z][a-z]+(?:['’][A-Za-z]+)?|[A-Z]{{2,}}|[A-Z]\.)){{0,{_EN_MAX_WORDS - 1}}}"
 )
+# A person cue ends at most this far before the name (it is searched only there, not in
+# the whole text before every name, which was quadratic in the number of names).
+_EN_CUE_WINDOW = 64
 _EN_ORG_WORDS = frozenset(
     "Inc Inc. Corp Corp. Corporation Company Co Co. Ltd Ltd. LLC Group Bank University "
     "College Institute School Association Agency Ministry Department Council Committee "
@@ -185,18 +191,20 @@ def english_entities(text: str) -> list[_Span]:
     for match in _EN_NAME.finditer(text):
         start, end = match.span()
         words = match.group().split()
-        while words and words[0] in _EN_NOT_NAMES:
-            start += len(words[0]) + 1
-            words = words[1:]
-        if not words:
+        skip = 0
+        while skip < len(words) and words[skip] in _EN_NOT_NAMES:
+            start += len(words[skip]) + 1
+            skip += 1
+        if skip == len(words):
             continue
+        words = words[skip:]
         if any(w in _EN_ORG_WORDS for w in words) or (
             len(words) == 1 and words[0].isupper() and len(words[0]) > 2
         ):
             kind = "ORG"
         elif words[-1] in _EN_LOC_WORDS or (len(words) <= 2 and words[0] in _EN_LOC_WORDS):
             kind = "LOC"
-        elif len(words) >= 2 or _EN_PERSON_CUES.search(text, 0, start):
+        elif len(words) >= 2 or _EN_PERSON_CUES.search(text, max(0, start - _EN_CUE_WINDOW), start):
             kind = "PER"
         else:
             continue
