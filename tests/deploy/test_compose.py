@@ -42,6 +42,14 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+def published(mapping: str) -> tuple[str, str, str]:
+    """(host address, host port, container port) of a short-syntax port mapping."""
+    parts = mapping.split(":")
+    assert len(parts) == 3, f"{mapping!r}: name the host address (127.0.0.1:HOST:CONTAINER)"
+    host_ip, host_port, container_port = parts
+    return host_ip, host_port, container_port
+
+
 def contentstream_services(compose: dict[str, Any]) -> dict[str, Service]:
     """Services that run the contentstream image (built here or tagged contentstream)."""
     return {
@@ -93,11 +101,11 @@ def test_two_workers_share_one_consumer_group(compose: dict[str, Any]) -> None:
     envs = [services[w]["environment"] for w in WORKERS]
     assert envs[0] == envs[1]
     assert envs[0]["CONTENTSTREAM_APP_ID"]
-    host_ports = {p.split(":")[0] for w in WORKERS for p in services[w]["ports"]}
+    host_ports = {published(p)[1] for w in WORKERS for p in services[w]["ports"]}
     assert len(host_ports) == len(WORKERS), "each worker needs its own host port"
     for worker in WORKERS:
         (mapping,) = services[worker]["ports"]
-        assert mapping.split(":")[1] == str(envs[0]["CONTENTSTREAM_WEB_PORT"])
+        assert published(mapping)[2] == str(envs[0]["CONTENTSTREAM_WEB_PORT"])
         assert services[worker]["command"] == ["worker"]
 
 
@@ -152,7 +160,8 @@ def test_kafka_is_a_valid_single_node_kraft_broker(compose: dict[str, Any]) -> N
     worker_bootstrap = compose["services"]["worker-1"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]
     assert advertised["PLAINTEXT"] == worker_bootstrap
     host_port = advertised["HOST"].rsplit(":", 1)[1]
-    assert f"{host_port}:{host_port}" in compose["services"]["kafka"]["ports"]
+    ports = [published(p)[1:] for p in compose["services"]["kafka"]["ports"]]
+    assert (host_port, host_port) in ports
     protocol_map = dict(
         p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
     )
@@ -214,7 +223,9 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(compose: dict[
     ]
     assert datasource["uid"] == "prometheus"
     assert datasource["url"] == "http://prometheus:9090"
-    assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+    assert [published(p)[1:] for p in compose["services"]["prometheus"]["ports"]] == [
+        ("9090", "9090")
+    ]
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "contentstream.yml").read_text())[
         "providers"
     ]
@@ -256,3 +267,39 @@ def _datasource_refs(node: Any) -> list[Any]:
         for item in node:
             found.extend(_datasource_refs(item))
     return found
+
+
+# ---------------------------------------------------------------------------- exposure
+
+
+def test_every_port_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    # Kafka and Redis have no authentication here; nothing may listen on other interfaces.
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            assert isinstance(mapping, str), f"{name}: use the short port syntax"
+            assert published(mapping)[0] == "127.0.0.1", f"{name} publishes {mapping!r}"
+    assert "ports" not in compose["services"]["redis"]
+
+
+def test_grafana_admin_password_comes_from_the_environment_and_anonymous_is_off(
+    compose: dict[str, Any],
+) -> None:
+    env = compose["services"]["grafana"]["environment"]
+    # ${VAR:?message}: compose refuses to start without it; there is no default to guess.
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"])
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in env
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    for name, service in compose["services"].items():
+        text = yaml.safe_dump(service.get("environment", {}))
+        assert ":-admin" not in text, f"{name} falls back to a default admin password"
+
+
+def test_prometheus_exposes_no_lifecycle_or_admin_api(compose: dict[str, Any]) -> None:
+    # --web.enable-lifecycle lets anyone who reaches the port shut Prometheus down.
+    command = compose["services"]["prometheus"]["command"]
+    assert not [
+        flag
+        for flag in command
+        if flag.startswith(("--web.enable-lifecycle", "--web.enable-admin-api"))
+    ]
