@@ -161,21 +161,32 @@ def _clean_cut(text: str, limit: int, language: str) -> str:
 
 
 def _trim_lead(summary: str) -> str:
-    """Without leading bullets and a leading quote mark that the summary never closes."""
-    while summary:
-        trimmed = summary.lstrip(_LEADING_BULLETS)
-        closing = _QUOTE_PAIRS.get(trimmed[:1])
-        if closing is not None:
-            rest = trimmed[1:]
-            unclosed = (
-                rest.count(closing) % 2 == 0 if closing == trimmed[0] else closing not in rest
-            )
-            if unclosed:
-                trimmed = rest
-        if trimmed == summary:
-            return summary
-        summary = trimmed
-    return summary
+    """Without leading bullets and a leading quote mark that the summary never closes.
+
+    One pass with precomputed closer positions and counts: stripping one quote at a
+    time and searching the rest for its partner was quadratic on a run of quotes."""
+    size = len(summary)
+    last = {closing: summary.rfind(closing) for closing in set(_QUOTE_PAIRS.values())}
+    # Same-character quotes (" '): how many remain from position ``i`` on.
+    remaining = {
+        quote: summary.count(quote) for quote, closing in _QUOTE_PAIRS.items() if quote == closing
+    }
+    i = 0
+    while i < size:
+        ch = summary[i]
+        if ch not in _LEADING_BULLETS:
+            closing = _QUOTE_PAIRS.get(ch)
+            if closing is None:
+                break
+            if closing == ch:
+                remaining[ch] -= 1
+                # An even number of the same quote after it: none of them closes it.
+                if remaining[ch] % 2:
+                    break
+            elif last[closing] > i:
+                break
+        i += 1
+    return summary[i:]
 
 
 class Summarizer:
