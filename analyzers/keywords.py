@@ -62,6 +62,9 @@ CANDIDATE_WINDOW_CHARS = 800
 _END_CHARS = 400
 # Long texts: only this many candidates (best by tf x idf) get the full feature set.
 MAX_SCORED_CANDIDATES = 100
+# Longer candidates are no keywords (a 100k-character "word" of hostile text was one);
+# CONTENTSTREAM_KEYWORDS_MAX_CHARS sets it for the worker.
+DEFAULT_MAX_CHARS = 64
 
 # Part-of-speech groups of a candidate's first and last word (one-hot features).
 TAG_GROUPS: dict[str, int] = {
@@ -579,13 +582,15 @@ def _fold(word: str) -> str:
     return word
 
 
-def _en_keywords(text: str, top_k: int, stop: frozenset[str]) -> list[tuple[str, float]]:
+def _en_keywords(
+    text: str, top_k: int, stop: frozenset[str], max_chars: int = DEFAULT_MAX_CHARS
+) -> list[tuple[str, float]]:
     phrases: list[list[tuple[str, str]]] = []
     current: list[tuple[str, str]] = []
     for token in _EN_TOKEN.findall(text):
         lower = token.lower()
         is_word = token[0].isalpha()
-        if not is_word or lower in stop or len(lower) < 2:
+        if not is_word or lower in stop or not 2 <= len(lower) <= max_chars:
             if current:
                 phrases.append(current)
                 current = []
@@ -615,7 +620,11 @@ def _en_keywords(text: str, top_k: int, stop: frozenset[str]) -> list[tuple[str,
         surface.setdefault(
             key, " ".join(tok if tok.isupper() else tok.lower() for tok, _ in phrase)
         )
-    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:top_k]
+    ranked = sorted(
+        (kv for kv in scores.items() if len(surface[kv[0]]) <= max_chars),
+        key=lambda kv: kv[1],
+        reverse=True,
+    )[:top_k]
     return [(surface[k], s) for k, s in ranked]
 
 
@@ -628,13 +637,19 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def _select(scored: list[tuple[str, float]], top_k: int) -> list[tuple[str, float]]:
+def _select(
+    scored: list[tuple[str, float]], top_k: int, max_chars: int = DEFAULT_MAX_CHARS
+) -> list[tuple[str, float]]:
+    """The ``top_k`` best of ``scored`` no longer than ``max_chars``, best first."""
+    if any(len(phrase) > max_chars for phrase, _ in scored):
+        scored = [kv for kv in scored if len(kv[0]) <= max_chars]
     scored.sort(key=lambda kv: kv[1], reverse=True)
     return scored[:top_k]
 
 
 class KeywordExtractor:
-    """``analyze_batch`` returns, per text, up to ``top_k`` keywords, highest weight first.
+    """``analyze_batch`` returns, per text, up to ``top_k`` keywords, highest weight first,
+    none longer than ``max_chars`` characters.
 
     Weights: for ``ranker`` the model's probability that the phrase is a keyword; for
     ``tfidf``/``textrank`` the score relative to the best phrase (best = 1).
@@ -643,10 +658,15 @@ class KeywordExtractor:
     name = "keywords"
     version = VERSION
 
-    def __init__(self, top_k: int = 10, method: Method = "ranker") -> None:
+    def __init__(
+        self, top_k: int = 10, method: Method = "ranker", *, max_chars: int = DEFAULT_MAX_CHARS
+    ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown keyword method {method!r}; expected one of {METHODS}")
+        if max_chars < 1:
+            raise ValueError("max_chars must be positive")
         self.top_k = top_k
+        self.max_chars = max_chars
         self.res = load_resources()
         if method == "ranker" and self.res.ranker is None:
             method = "tfidf"
@@ -664,7 +684,7 @@ class KeywordExtractor:
         if self.method == "textrank":
             return _as_keywords(self._textrank(found), normalise=True)
         scored = [(p, _tfidf_score(c)) for p, c in found.candidates.items()]
-        return _as_keywords(_select(scored, self.top_k), normalise=True)
+        return _as_keywords(_select(scored, self.top_k, self.max_chars), normalise=True)
 
     def _ranked(self, text: str) -> list[dict[str, object]]:
         """The ranker's ``top_k`` as Keyword fields (validated by the caller, per batch)."""
@@ -685,7 +705,7 @@ class KeywordExtractor:
         exp = math.exp
         return [
             {"text": phrase, "weight": 0.0 if s < -30.0 else round(1.0 / (1.0 + exp(-s)), 6)}
-            for phrase, s in _select(scored, self.top_k)
+            for phrase, s in _select(scored, self.top_k, self.max_chars)
         ]
 
     def _textrank(self, found: ZhCandidates) -> list[tuple[str, float]]:
@@ -696,12 +716,15 @@ class KeywordExtractor:
             parts = [rank.get(w, 0.0) for w in _split_words(phrase, int(cand[WORDS]), chunks)]
             if parts:
                 scored.append((phrase, sum(parts) / len(parts) * (1.0 + 0.1 * cand[WORDS])))
-        return _select(scored, self.top_k)
+        return _select(scored, self.top_k, self.max_chars)
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Keyword]]:
         if self.method != "ranker":
             return [
-                _as_keywords(_en_keywords(t, self.top_k, self.res.en_stop_words), normalise=True)
+                _as_keywords(
+                    _en_keywords(t, self.top_k, self.res.en_stop_words, self.max_chars),
+                    normalise=True,
+                )
                 if lang == "en"
                 else self._extract_one(zh_candidates(t, self.res))
                 for t, lang in zip(texts, languages, strict=True)
@@ -709,7 +732,7 @@ class KeywordExtractor:
         fields: list[list[dict[str, object]]] = []
         for text, language in zip(texts, languages, strict=True):
             if language == "en":
-                pairs = _en_keywords(text, self.top_k, self.res.en_stop_words)
+                pairs = _en_keywords(text, self.top_k, self.res.en_stop_words, self.max_chars)
                 top = pairs[0][1] if pairs and pairs[0][1] > 0 else 1.0
                 fields.append([{"text": t, "weight": round(s / top, 6)} for t, s in pairs])
             else:
