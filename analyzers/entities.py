@@ -25,6 +25,7 @@ from analyzers.ner_features import (
     FeatureExtractor,
     Gazetteer,
     HashedWeights,
+    WordOffsets,
     batch_codepoints,
     batch_word_codes,
 )
@@ -59,6 +60,8 @@ class ChineseEntityTagger:
         self.extractor = extractor
         self.weights = weights
         self.decoder = decoder
+        # Trim a place glued to the ordinary words after it (ner_features.WordOffsets).
+        self.unglue = True
         tags = decoder.tags
         self._begins = np.array([t[:1] in ("B", "S") for t in tags])
         self._inside = np.array([t != "O" for t in tags])
@@ -120,12 +123,20 @@ class ChineseEntityTagger:
         owner = np.searchsorted(starts, begin, side="right") - 1
         local = begin - starts[owner]
         kinds = self._kinds
+        words: dict[int, WordOffsets] = {}
         for b, e, p, s in zip(
             begin.tolist(), end.tolist(), owner.tolist(), local.tolist(), strict=True
         ):
             piece = chunk[p]
-            start = piece.offset + s
-            out[piece.index].append((start, start + (e - b), kinds[int(tags[b])]))
+            stop, kind = s + (e - b), kinds[int(tags[b])]
+            if self.unglue and kind != "PER" and stop - s >= 3:
+                offsets = words.get(p)
+                if offsets is None:
+                    offsets = words[p] = WordOffsets(segmentation.tag(piece.text))
+                cut = offsets.unglued_end(piece.text, s, stop)
+                if cut is not None:
+                    stop, kind = cut, "LOC"
+            out[piece.index].append((piece.offset + s, piece.offset + stop, kind))
 
 
 def _split_long(pieces: list[_Piece]) -> list[_Piece]:

@@ -13,9 +13,10 @@ positions, so a window of +-2 characters never sees a neighbouring text.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import TypeVar
 
 import numpy as np
@@ -418,3 +419,50 @@ class HashedWeights:
         if total is None:
             raise ValueError("no feature columns")
         return total
+
+
+# A predicted LOC / ORG span that is a jieba place word followed by ordinary words is a
+# place glued to what comes after it (离西湖步行十分钟 -> 西湖步行): the model's
+# character window sees 行 as in 银行. A real longer name either ends in a name-final cue
+# (西湖区, 杭州市政府, 广州松日队) or continues with another name-like word (上海浦东新区),
+# and is left alone.
+_PLACE_TAGS = frozenset({"ns"})
+_NAME_PART_TAGS = frozenset({"ns", "nr", "nrt", "nrfg", "nt", "nz", "j", "eng", "m", "x"})
+_SINGLE_CUES = frozenset(
+    [c for c in LOC_CUES + ORG_CUES if len(c) == 1]
+    + "园 城 团 宫 联 馆 站 寺 庙 塔 桥 楼 店 厦 场 门 坛 陵 苑 府 堂 营".split()
+    + "堡 关 口 峰 岭 谷 滩 庄 方 金 构 校 科 组 办".split()
+)
+_LONG_CUES = tuple(c for c in ORG_CUES if len(c) > 1)
+
+
+class WordOffsets:
+    """Start offsets of the jieba words of one text, for the ungluing rule."""
+
+    __slots__ = ("starts", "tagged")
+
+    def __init__(self, tagged: Sequence[tuple[str, str]]) -> None:
+        self.tagged = tagged
+        self.starts = [0, *accumulate(len(w) for w, _ in tagged)]
+
+    def unglued_end(self, text: str, start: int, end: int) -> int | None:
+        """Where the place name that ``text[start:end]`` starts with ends, when the span
+        is that place glued to ordinary words; ``None`` when the span should stay."""
+        if (
+            end - start < 3
+            or text[end - 1] in _SINGLE_CUES
+            or text.endswith(_LONG_CUES, start, end)
+        ):
+            return None
+        i = bisect_left(self.starts, start)
+        if i >= len(self.tagged) or self.starts[i] != start or self.tagged[i][1] not in _PLACE_TAGS:
+            return None
+        place_end = self.starts[i + 1]
+        if place_end >= end:
+            return None
+        j = i + 1
+        while j < len(self.tagged) and self.starts[j] < end:
+            if self.tagged[j][1] in _NAME_PART_TAGS:
+                return None
+            j += 1
+        return place_end

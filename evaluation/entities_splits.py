@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import orjson
+from evaluation.data import DataFileError, load_rows
 
 Split = Literal["train", "tune", "test"]
 Span = tuple[int, int, str]  # start, end (exclusive), PER / LOC / ORG
@@ -49,6 +49,10 @@ SOURCES: tuple[NerSource, ...] = (
     NerSource("weibo_dev", "ner/weibo_dev.jsonl", 100, 0, named_only=True),
     NerSource("cluener", "ner/cluener_dev.jsonl", 20, 0),
     NerSource("resume_train", "ner/resume_train.jsonl", 0, 0, frozenset({"NAME", "ORG", "LOC"})),
+    NerSource("cluener_train", "ner/cluener_train.jsonl", 0, 0),
+    # Short People's Daily pieces, every one with an entity: training only.
+    NerSource("renmin1998", "ner/renmin1998_fragments.jsonl", 0, 0),
+    NerSource("msra", "ner/msra_train_part.jsonl", 25, 10),
 )
 SOURCE_BY_NAME = {s.name: s for s in SOURCES}
 
@@ -101,14 +105,16 @@ def _spans(record: dict[str, object], source: NerSource) -> tuple[Span, ...]:
 
 
 def read_source(source: NerSource, root: Path | None = None) -> Iterator[tuple[Split, Sentence]]:
+    """Raises ``evaluation.data.DataFileError`` naming the file when it is missing or
+    malformed (a row without text / entities, or an entity without its fields)."""
     path = (root or data_dir()) / source.path
-    with path.open("rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            record = orjson.loads(line)
-            text = str(record["text"])
-            yield split_of(source, text), Sentence(text, _spans(record, source))
+    for number, record in enumerate(load_rows(path, {"text": str, "entities": list}), 1):
+        text = record["text"]
+        try:
+            spans = _spans(record, source)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataFileError(path, f"row {number}: bad entity ({exc!r})") from None
+        yield split_of(source, text), Sentence(text, spans)
 
 
 def sentences(name: str, splits: set[Split], root: Path | None = None) -> list[Sentence]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import orjson
+from evaluation.data import load_rows
 
 Split = Literal["train", "tune", "test"]
 
@@ -94,13 +94,12 @@ def split_of(source: SentimentSource, text: str) -> Split:
 
 
 def _read(path: Path) -> Iterator[tuple[str, int]]:
-    with path.open("rb") as fh:
-        for line in fh:
-            if line.strip():
-                row = orjson.loads(line)
-                text = row.get("text")
-                if isinstance(text, str) and text.strip():
-                    yield text, int(row["label"])
+    """Raises ``evaluation.data.DataFileError`` naming the file when it is missing or
+    malformed (training scripts turn that into one line and exit status 2)."""
+    for row in load_rows(path, {"text": str, "label": int}):
+        text = row["text"]
+        if text.strip():
+            yield text, row["label"]
 
 
 # Near-duplicate test for Chinese: a training text sharing a run of >= 12 key characters

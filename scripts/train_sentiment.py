@@ -39,6 +39,7 @@ from analyzers.sentiment import (
 )
 from analyzers.sentiment_lexicon import EnglishLexicon, word_terms
 from analyzers.text_features import char_ngram_ids, idf_weighted_rows
+from evaluation.data import exit_on_data_error
 from evaluation.sentiment import evaluate, expected_calibration_error
 from evaluation.sentiment_splits import LabelledText, data_dir, load
 
@@ -248,6 +249,7 @@ def train_en(rows: list[LabelledText], out_dir: Path, lexicon: EnglishLexicon) -
     }
 
 
+@exit_on_data_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None)

@@ -206,3 +206,26 @@ def test_heldout_f1_above_floor() -> None:
     gold = sentences("peoples_daily", {"test"})
     scores = prf(gold, model_spans()([s.text for s in gold]))
     assert scores["f1_micro"] >= 0.70
+
+
+def test_place_is_not_glued_to_the_words_after_it(recognizer: EntityRecognizer) -> None:
+    text = "酒店位置很好，离西湖步行十分钟。"
+    (found,) = recognizer.analyze_batch([text], ["zh"])
+    assert [(e.text, e.type) for e in found] == [("西湖", "LOC")]
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("离西湖步行十分钟", (1, 5), 3),  # ns word + ordinary noun: cut after the place
+        ("杭州市政府发布通知", (0, 5), None),  # ends in a name-final cue
+        ("上海浦东新区", (0, 6), None),  # continues with another place word
+        ("西湖", (0, 2), None),  # too short to hold a glued word
+    ],
+)
+def test_word_offsets_unglue_rule(text: str, span: tuple[int, int], expected: int | None) -> None:
+    from analyzers import segmentation
+    from analyzers.ner_features import WordOffsets
+
+    offsets = WordOffsets(segmentation.tag(text))
+    assert offsets.unglued_end(text, *span) == expected
