@@ -4,6 +4,13 @@
 #
 #   docker build -t contentstream:local .                      # builtin analyzers only
 #   docker build -t contentstream:ml --build-arg WITH_ML=true . # + transformers, CPU torch
+#   docker build -t contentstream:gpu --build-arg WITH_ML=true --build-arg TORCH_DEVICE=cuda .
+#                                                  # + transformers, CUDA torch (linux/amd64)
+#
+# The GPU image needs no CUDA base image: PyPI's Linux x86_64 torch wheels are CUDA
+# builds that bring the CUDA runtime, cuDNN and NCCL as nvidia-* wheels; only the driver
+# comes from the host (NVIDIA Container Toolkit, or the Kubernetes device plugin). It is
+# several GB larger than the CPU image, which keeps the CPU-only index.
 #
 # The builder stage compiles every wheel (it has a compiler for the few dependencies
 # that may lack a wheel for this platform); the runtime stage installs those wheels
@@ -20,7 +27,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 ARG WITH_ML=false
-# CPU-only torch wheels (the default PyPI torch pulls in several GB of CUDA libraries).
+# cpu: torch from TORCH_INDEX_URL, CPU-only wheels (the default PyPI torch pulls in
+# several GB of CUDA libraries). cuda: torch from PyPI itself, a CUDA build.
+ARG TORCH_DEVICE=cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 WORKDIR /src
@@ -31,18 +40,22 @@ COPY streams/ streams/
 
 RUN set -eux; \
     target="."; set --; \
-    case "${WITH_ML}" in \
-        true) target=".[ml]"; set -- --extra-index-url "${TORCH_INDEX_URL}" ;; \
-        false) ;; \
-        *) echo "WITH_ML must be true or false, not '${WITH_ML}'" >&2; exit 1 ;; \
+    case "${WITH_ML}:${TORCH_DEVICE}" in \
+        true:cpu) target=".[ml]"; set -- --extra-index-url "${TORCH_INDEX_URL}" ;; \
+        true:cuda) target=".[ml]" ;; \
+        false:cpu) ;; \
+        false:cuda) echo "TORCH_DEVICE=cuda needs WITH_ML=true (torch comes with the ml extra)" >&2; exit 1 ;; \
+        *) echo "WITH_ML must be true or false and TORCH_DEVICE cpu or cuda, not '${WITH_ML}' and '${TORCH_DEVICE}'" >&2; exit 1 ;; \
     esac; \
     pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels "$@" "${target}"; \
-    printf '%s\n' "${target}" > /wheels/.target
+    printf '%s\n' "${target}" > /wheels/.target; \
+    printf '%s\n' "${TORCH_DEVICE}" > /wheels/.torch-device
 
 # ------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
 
 ARG WITH_ML=false
+ARG TORCH_DEVICE=cpu
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -54,7 +67,8 @@ LABEL org.opencontainers.image.title="contentstream" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}" \
-      io.contentstream.with-ml="${WITH_ML}"
+      io.contentstream.with-ml="${WITH_ML}" \
+      io.contentstream.torch-device="${TORCH_DEVICE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -72,12 +86,16 @@ RUN groupadd --system --gid 10001 contentstream \
 
 # The wheels are bind-mounted from the builder, so they never become an image layer.
 # Versions are pinned by what the builder resolved: --no-index allows nothing else.
+# A cuda image must hold a CUDA build of torch (checked without a GPU: torch.version.cuda).
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     set -eux; \
     target="$(cat /wheels/.target)"; \
     pip install --no-cache-dir --no-index --find-links /wheels "contentstream${target#.}"; \
-    contentstream --help > /dev/null
+    contentstream --help > /dev/null; \
+    if [ "$(cat /wheels/.torch-device)" = cuda ]; then \
+        python -c "import sys, torch; sys.exit(torch.version.cuda is None)"; \
+    fi
 
 # Faust keeps its table state under the working directory.
 WORKDIR /var/lib/contentstream

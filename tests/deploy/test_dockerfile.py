@@ -142,7 +142,7 @@ def test_with_ml_build_arg_selects_the_ml_extra(stages: list[list[Instruction]])
     builder = stages[0]
     assert "WITH_ML=false" in _all(builder, "ARG")
     run = " ".join(_all(builder, "RUN"))
-    assert 'true) target=".[ml]"' in run
+    assert 'true:cpu) target=".[ml]"' in run
     assert "--extra-index-url" in run and "TORCH_INDEX_URL" in run
     assert any(
         a.startswith("TORCH_INDEX_URL=") and a.endswith("/whl/cpu") for a in _all(builder, "ARG")
@@ -151,6 +151,82 @@ def test_with_ml_build_arg_selects_the_ml_extra(stages: list[list[Instruction]])
         "optional-dependencies"
     ]
     assert "ml" in extras
+
+
+def _run_builder_script(
+    stages: list[list[Instruction]], tmp_path: Path, **build_args: str
+) -> tuple[int, list[str], str]:
+    """The builder's `pip wheel` RUN under sh with a fake pip: (status, pip's args, stderr)."""
+    (script,) = [run for run in _all(stages[0], "RUN") if "pip wheel" in run]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pip").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/pip-args\n')
+    (fake / "pip").chmod(0o755)
+    defaults = {
+        a.split("=", 1)[0]: a.split("=", 1)[1]
+        for stage_arg in _all(stages[0], "ARG")
+        for a in [stage_arg]
+        if "=" in a
+    }
+    proc = subprocess.run(
+        ["sh", "-c", script.replace("/wheels", str(wheels))],
+        env={"PATH": f"{fake}:/usr/bin:/bin", **defaults, **build_args},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    args_file = tmp_path / "pip-args"
+    pip_args = args_file.read_text().splitlines() if args_file.exists() else []
+    return proc.returncode, pip_args, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("build_args", "target", "torch_index"),
+    [
+        ({}, ".", False),
+        ({"WITH_ML": "true"}, ".[ml]", True),
+        # The GPU image: PyPI's own torch wheels for linux x86_64 are CUDA builds.
+        ({"WITH_ML": "true", "TORCH_DEVICE": "cuda"}, ".[ml]", False),
+    ],
+    ids=["plain", "ml-cpu", "ml-cuda"],
+)
+def test_torch_device_build_arg_picks_the_torch_wheels(
+    stages: list[list[Instruction]],
+    tmp_path: Path,
+    build_args: dict[str, str],
+    target: str,
+    torch_index: bool,
+) -> None:
+    status, pip_args, stderr = _run_builder_script(stages, tmp_path, **build_args)
+    assert status == 0, stderr
+    assert pip_args[0] == "wheel" and pip_args[-1] == target
+    cpu_index = "https://download.pytorch.org/whl/cpu"
+    assert (cpu_index in pip_args) is torch_index
+    assert not [a for a in pip_args if a.startswith("--index-url")], "PyPI stays the index"
+    device = build_args.get("TORCH_DEVICE", "cpu")
+    assert (tmp_path / "wheels" / ".torch-device").read_text().strip() == device
+
+
+@pytest.mark.parametrize(
+    "build_args",
+    [{"TORCH_DEVICE": "cuda"}, {"WITH_ML": "true", "TORCH_DEVICE": "rocm"}, {"WITH_ML": "yes"}],
+)
+def test_impossible_build_args_fail_the_build(
+    stages: list[list[Instruction]], tmp_path: Path, build_args: dict[str, str]
+) -> None:
+    status, pip_args, stderr = _run_builder_script(stages, tmp_path, **build_args)
+    assert status != 0 and not pip_args
+    assert "TORCH_DEVICE" in stderr or "WITH_ML" in stderr
+
+
+def test_a_cuda_image_is_checked_to_hold_a_cuda_torch(stages: list[list[Instruction]]) -> None:
+    runs = " ".join(_all(stages[-1], "RUN"))
+    assert "/wheels/.torch-device" in runs and "torch.version.cuda is None" in runs
+    assert "TORCH_DEVICE=cpu" in _all(stages[-1], "ARG")
+    assert 'io.contentstream.torch-device="${TORCH_DEVICE}"' in " ".join(_all(stages[-1], "LABEL"))
 
 
 def test_oci_labels(stages: list[list[Instruction]]) -> None:
