@@ -25,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "deploy" / "helm" / "contentstream"
 ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
 HPA_VALUES = CHART / "ci" / "hpa-values.yaml"
+GPU_VALUES = CHART / "ci" / "gpu-values.yaml"
 CACHE_ROOT = Path(os.environ.get("HOME", "/root")) / ".cache" / "contentstream"
 TOOLS_VENV = Path(os.environ.get("CONTENTSTREAM_TOOLS_VENV", CACHE_ROOT / "tools-venv"))
 HELM = Path(os.environ.get("CONTENTSTREAM_TOOLS_BIN", CACHE_ROOT / "bin")) / "helm"
@@ -99,7 +100,9 @@ def container(manifests: dict[tuple[str, str], Manifest]) -> Manifest:
 # ---------------------------------------------------------------------------- lint
 
 
-@pytest.mark.parametrize("values", [None, ALL_FEATURES, HPA_VALUES], ids=["default", "all", "hpa"])
+@pytest.mark.parametrize(
+    "values", [None, ALL_FEATURES, HPA_VALUES, GPU_VALUES], ids=["default", "all", "hpa", "gpu"]
+)
 def test_helm_lint_strict(values: Path | None) -> None:
     args = ["lint", "--strict"] + (["--values", str(values)] if values else [])
     proc = _helm(*args)
@@ -205,7 +208,9 @@ def test_pdb_and_service_select_the_worker_pods() -> None:
 # ---------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("values", [None, ALL_FEATURES, HPA_VALUES], ids=["default", "all", "hpa"])
+@pytest.mark.parametrize(
+    "values", [None, ALL_FEATURES, HPA_VALUES, GPU_VALUES], ids=["default", "all", "hpa", "gpu"]
+)
 def test_every_configured_variable_is_a_real_setting(values: Path | None) -> None:
     manifests = render(*([values] if values else []))
     known = setting_env_names()
@@ -419,6 +424,197 @@ def test_chart_alerts_are_a_copy_of_the_shipped_alerts() -> None:
     assert yaml.safe_load(chart_copy.read_text()) == yaml.safe_load(shipped.read_text()), (
         "run: cp deploy/prometheus/alerts.yml deploy/helm/contentstream/files/alerts.yml"
     )
+
+
+# ---------------------------------------------------------------------------- exposure
+
+
+def pod_spec(manifests: dict[tuple[str, str], Manifest]) -> Manifest:
+    spec: Manifest = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def test_network_policy_is_off_by_default() -> None:
+    assert "NetworkPolicy" not in kinds(render())
+
+
+def test_network_policy_admits_only_the_scrape_and_kafka_redis_dns() -> None:
+    manifests = render(ALL_FEATURES)
+    policy = one(manifests, "NetworkPolicy")["spec"]
+    pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"port": 6066, "protocol": "TCP"}]
+    assert ingress["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    dns, kafka, redis, extra = policy["egress"]
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    # The port of every bootstrap server (kafka-N.kafka:9094), once.
+    assert kafka == {
+        "ports": [{"port": 9094, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+    }
+    assert redis["ports"] == [
+        {"port": 6380, "protocol": "TCP"}
+    ]  # rediss://redis-master.redis:6380/0
+    assert redis["to"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "redis"
+    }
+    assert extra["ports"] == [{"port": 443, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(
+    ("sets", "kafka_ports", "redis_port"),
+    [
+        ({}, [9092], None),  # no redis.url: no Redis rule
+        ({"redis__url": "redis://redis:6379/0"}, [9092], 6379),
+        (
+            {"redis__url": "redis://redis/0", "kafka__bootstrapServers": '"a:9092,b:9093,c:9092"'},
+            [9092, 9093],
+            6379,
+        ),
+        ({"networkPolicy__kafka__ports": "[19092]"}, [19092], None),
+    ],
+)
+def test_network_policy_ports_follow_the_connection_settings(
+    sets: dict[str, str], kafka_ports: list[int], redis_port: int | None
+) -> None:
+    manifests = render(networkPolicy__enabled="true", config__CONTENTSTREAM_WEB_PORT="9100", **sets)
+    policy = one(manifests, "NetworkPolicy")["spec"]
+    assert policy["ingress"][0]["ports"] == [{"port": 9100, "protocol": "TCP"}]
+    egress = policy["egress"]
+    assert [p["port"] for p in egress[1]["ports"]] == kafka_ports
+    assert "to" not in egress[1]  # no broker peers given: any address, these ports only
+    if redis_port is None:
+        assert len(egress) == 2
+    else:
+        assert egress[2] == {"ports": [{"port": redis_port, "protocol": "TCP"}]}
+
+
+def test_network_policy_without_ingress_peers_admits_nothing() -> None:
+    policy = one(
+        render(networkPolicy__enabled="true", networkPolicy__ingressFrom="[]"), "NetworkPolicy"
+    )
+    assert "Ingress" in policy["spec"]["policyTypes"]
+    assert "ingress" not in policy["spec"]  # deny all, not allow all
+
+
+def test_scratch_volumes_are_size_limited() -> None:
+    volumes = {v["name"]: v for v in pod_spec(render())["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "256Mi"}
+    assert volumes["state"]["emptyDir"] == {"sizeLimit": "1Gi"}
+    volumes = {v["name"]: v for v in pod_spec(render(ALL_FEATURES))["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "128Mi", "medium": "Memory"}
+    assert volumes["state"]["emptyDir"] == {"sizeLimit": "2Gi"}
+
+
+def test_cpu_limit_is_optional() -> None:
+    assert "cpu" not in container(render())["resources"]["limits"]
+    resources = container(render(ALL_FEATURES))["resources"]
+    assert resources["limits"]["cpu"] == "2"
+    assert resources["limits"]["ephemeral-storage"] == "4Gi"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            {"resources__limits__cpu": "2", "config__CONTENTSTREAM_POOL_PROCESSES": "0"},
+            "CONTENTSTREAM_POOL_PROCESSES is 0",
+        ),
+        ({"resources__limits__cpu": "two"}, "resources"),
+        ({"resources__limit__cpu": "2"}, "additional properties 'limit' not allowed"),
+        ({"scratchVolumes__tmp__sizeLimit": "lots"}, "scratchVolumes"),
+        ({"scratchVolumes__state__medium": "Disk"}, "medium"),
+        ({"networkPolicy__kafka__ports": "[0]"}, "ports"),
+        ({"networkPolicy__ingressFrom": "[{}]"}, "ingressFrom"),
+        ({"gpu__count": "-1"}, "count"),
+        (
+            {"gpu__count": "1", "config__CONTENTSTREAM_MODEL_DEVICE": "cpu"},
+            "CONTENTSTREAM_MODEL_DEVICE is cpu",
+        ),
+        ({"tolerations": '[{"key": "a", "operator": "Maybe"}]'}, "operator"),
+    ],
+)
+def test_bad_exposure_and_gpu_values_are_rejected(sets: dict[str, str], message: str) -> None:
+    assert message in render_error(**sets)
+
+
+# ---------------------------------------------------------------------------- GPU
+
+
+def test_no_gpu_by_default() -> None:
+    manifests = render()
+    resources = container(manifests)["resources"]
+    assert not [k for kind in resources.values() for k in kind if "gpu" in k]
+    assert "nodeSelector" not in pod_spec(manifests)
+    assert "tolerations" not in pod_spec(manifests)
+    assert "CONTENTSTREAM_MODEL_DEVICE" not in one(manifests, "ConfigMap")["data"]
+
+
+def test_gpu_values_request_gpus_on_gpu_nodes_and_run_models_on_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifests = render(GPU_VALUES)
+    resources = container(manifests)["resources"]
+    # Extended resources: requested and limited alike; the memory/CPU defaults stay.
+    assert resources["limits"]["nvidia.com/gpu"] == 1
+    assert resources["requests"]["nvidia.com/gpu"] == 1
+    assert resources["requests"]["memory"] == "768Mi"
+    pod = pod_spec(manifests)
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "amd64", "nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    ]
+    data = one(manifests, "ConfigMap")["data"]
+    assert data["CONTENTSTREAM_MODEL_DEVICE"] == "cuda"
+    for name in list(os.environ):
+        if name.startswith(("CONTENTSTREAM_", "KAFKA_", "REDIS_")):
+            monkeypatch.delenv(name)
+    for name, value in data.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.model_device, settings.sentiment_backend) == ("cuda", "transformers")
+
+
+def test_gpu_count_and_device_can_be_chosen() -> None:
+    manifests = render(
+        GPU_VALUES,
+        gpu__count="2",
+        gpu__resourceName="nvidia.com/mig-1g.18gb",
+        config__CONTENTSTREAM_MODEL_DEVICE="cuda:1",
+    )
+    limits = container(manifests)["resources"]["limits"]
+    assert limits["nvidia.com/mig-1g.18gb"] == 2
+    assert "nvidia.com/gpu" not in limits
+    assert one(manifests, "ConfigMap")["data"]["CONTENTSTREAM_MODEL_DEVICE"] == "cuda:1"
+
+
+def test_gpu_values_pass_kubernetes_validate_strict() -> None:
+    validate = TOOLS_VENV / "bin" / "kubernetes-validate"
+    if not validate.is_file():
+        pytest.skip(f"{validate} missing: run scripts/install_deploy_tools.sh first")
+    proc = _helm(*_template_args([GPU_VALUES], {"networkPolicy.enabled": "true"}))
+    assert proc.returncode == 0, proc.stderr
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as rendered:
+        rendered.write(proc.stdout)
+        rendered.flush()
+        checked = subprocess.run(
+            [str(validate), "--strict", "--quiet", "-k", KUBE_VERSION, rendered.name],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "nvidia.com/gpu" in proc.stdout and "kind: NetworkPolicy" in proc.stdout
 
 
 # ---------------------------------------------------------------------------- NOTES, schema

@@ -77,6 +77,47 @@ app.kubernetes.io/component: worker
 {{- define "contentstream.kafkaTlsDir" -}}/etc/contentstream/kafka-tls{{- end }}
 {{- define "contentstream.redisTlsDir" -}}/etc/contentstream/redis-tls{{- end }}
 
+{{- define "contentstream.gpuEnabled" -}}
+{{- if gt (.Values.gpu.count | default 0 | int) 0 }}true{{- end }}
+{{- end }}
+
+{{/* The container's resources: .Values.resources plus the GPUs of .Values.gpu. */}}
+{{- define "contentstream.resources" -}}
+{{- $resources := deepCopy (.Values.resources | default dict) }}
+{{- if include "contentstream.gpuEnabled" . }}
+{{- range $kind := list "requests" "limits" }}
+{{- $list := get $resources $kind | default dict }}
+{{- $_ := set $list $.Values.gpu.resourceName ($.Values.gpu.count | int) }}
+{{- $_ := set $resources $kind $list }}
+{{- end }}
+{{- end }}
+{{- toYaml $resources }}
+{{- end }}
+
+{{/* An emptyDir's spec from {sizeLimit, medium}. */}}
+{{- define "contentstream.emptyDir" -}}
+{{- $spec := dict }}
+{{- with .medium }}{{ $_ := set $spec "medium" . }}{{ end }}
+{{- with .sizeLimit }}{{ $_ := set $spec "sizeLimit" (toString .) }}{{ end }}
+{{- toYaml $spec }}
+{{- end }}
+
+{{/* The distinct ports of kafka.bootstrapServers, as a YAML list of integers. */}}
+{{- define "contentstream.kafkaPorts" -}}
+{{- $ports := list }}
+{{- range splitList "," .Values.kafka.bootstrapServers }}
+{{- $ports = append $ports (regexFind "[0-9]+$" (trim .) | int) }}
+{{- end }}
+{{- toYaml (uniq $ports) }}
+{{- end }}
+
+{{/* The port of redis.url (6379 when it names none). */}}
+{{- define "contentstream.redisPort" -}}
+{{- $host := (urlParse .Values.redis.url).host }}
+{{- $port := regexFind ":[0-9]+$" $host | trimPrefix ":" }}
+{{- $port | default "6379" }}
+{{- end }}
+
 {{/* Fails the render on combinations the schema cannot express. */}}
 {{- define "contentstream.validate" -}}
 {{- if include "contentstream.saslEnabled" . }}
@@ -107,6 +148,13 @@ app.kubernetes.io/component: worker
 {{- end }}
 {{- if and (not .Values.autoscaling.keda.enabled) .Values.autoscaling.enabled (eq (.Values.autoscaling.minReplicas | int) 0) }}
 {{- fail "autoscaling.minReplicas 0 needs KEDA (autoscaling.keda.enabled); a HorizontalPodAutoscaler needs at least 1" }}
+{{- end }}
+{{- $limits := (.Values.resources | default dict).limits | default dict }}
+{{- if and (hasKey $limits "cpu") (eq (.Values.config.CONTENTSTREAM_POOL_PROCESSES | default 0 | int) 0) }}
+{{- fail "resources.limits.cpu is set but config.CONTENTSTREAM_POOL_PROCESSES is 0, which starts one analyzer process per CPU of the node, not of the limit: set it to at most the limit" }}
+{{- end }}
+{{- if and (include "contentstream.gpuEnabled" .) (hasPrefix "cpu" (toString (.Values.config.CONTENTSTREAM_MODEL_DEVICE | default "cuda"))) }}
+{{- fail "gpu.count asks for GPUs but config.CONTENTSTREAM_MODEL_DEVICE is cpu: leave it unset (cuda) or name a cuda device" }}
 {{- end }}
 {{- end }}
 
