@@ -81,23 +81,43 @@ class DeadLetter(BaseModel):
             values["event_id"] = self.event_id
         if self.original_dropped is not None:
             values["original_dropped"] = self.original_dropped
-        return [(HEADER_NAMES[k], v.encode("utf-8")) for k, v in values.items()]
+        # "replace": a message quoting an exception may hold lone surrogates.
+        return [(HEADER_NAMES[k], v.encode("utf-8", "replace")) for k, v in values.items()]
 
     @classmethod
     def from_record(cls, value: bytes, headers: list[tuple[str, bytes]]) -> DeadLetter:
         """Rebuild the typed view from a dead-letter record read back from Kafka."""
         by_name = {name: raw.decode("utf-8", "replace") for name, raw in headers}
         field = {k: by_name.get(v) for k, v in HEADER_NAMES.items()}
+        try:
+            code = ErrorCode(field["code"] or ErrorCode.INTERNAL_ERROR)
+        except ValueError:  # a code from a newer version, or not one at all
+            code = ErrorCode.INTERNAL_ERROR
+        try:
+            first_seen = datetime.fromisoformat(field["first_seen"] or "")
+        except ValueError:
+            first_seen = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
         return cls(
-            error_code=ErrorCode(field["code"] or ErrorCode.INTERNAL_ERROR),
+            error_code=code,
             message=field["message"] or "",
             stage=field["stage"] or "unknown",
             event_id=field["event_id"],
             source_topic=field["topic"] or "",
-            source_partition=int(field["partition"] or -1),
-            source_offset=int(field["offset"] or -1),
-            first_seen=datetime.fromisoformat(field["first_seen"] or "1970-01-01T00:00:00+00:00"),
-            attempts=int(field["attempts"] or 1),
+            source_partition=_int(field["partition"], -1),
+            source_offset=_int(field["offset"], -1),
+            first_seen=first_seen,
+            attempts=max(1, _int(field["attempts"], 1)),
             original_b64=base64.b64encode(value).decode("ascii"),
             original_dropped=field["original_dropped"],
         )
+
+
+def _int(text: str | None, default: int) -> int:
+    """A header's integer; ``default`` for a missing or unreadable one (the dead-letter
+    topic may hold records written by hand or by an older worker)."""
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        return default

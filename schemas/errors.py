@@ -14,10 +14,13 @@ Hierarchy (``retriable`` says whether trying the same thing again may succeed)::
     │   ├── InvalidJson          INVALID_JSON
     │   ├── InvalidEvent         INVALID_EVENT / MISSING_TEXT / EMPTY_TEXT / UNKNOWN_ANALYSIS
     │   │                        / UNSUPPORTED_VERSION
-    │   └── TextTooLong          TEXT_TOO_LONG
+    │   ├── TextTooLong          TEXT_TOO_LONG
+    │   └── MetadataTooLarge     METADATA_TOO_LARGE (nested too deep or too many bytes)
     ├── AnalysisFailed           a stage raised: ANALYSIS_FAILED
     │   └── StageTimeout         a stage ran past its deadline: STAGE_TIMEOUT (retriable)
     ├── ResultRejected           Kafka refused the result itself: RESULT_REJECTED
+    ├── InternalError            a fault with one event that no other code names
+    │                            (a bug, a value a library refused): INTERNAL_ERROR
     ├── ServiceUnavailable       Kafka / Redis / pool trouble (retriable)
     └── ConfigurationError       bad settings, missing model files: CONFIGURATION_ERROR
 """
@@ -43,6 +46,7 @@ class ErrorCode(StrEnum):
     RESULT_REJECTED = "RESULT_REJECTED"
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    METADATA_TOO_LARGE = "METADATA_TOO_LARGE"
 
 
 class ContentStreamError(Exception):
@@ -95,6 +99,18 @@ class InvalidEvent(EventRejected):
 
 class TextTooLong(EventRejected):
     code = ErrorCode.TEXT_TOO_LONG
+
+
+class MetadataTooLarge(EventRejected):
+    code = ErrorCode.METADATA_TOO_LARGE
+
+
+class InternalError(ContentStreamError):
+    """Something went wrong with one event that is no fault of its input as far as the
+    contract can tell (a bug, a value a library refused): the event is dead-lettered
+    so that it cannot stop the worker."""
+
+    code = ErrorCode.INTERNAL_ERROR
 
 
 class AnalysisFailed(ContentStreamError):

@@ -9,7 +9,10 @@ for the analyses worth remembering.
 Guarantees, as the per-event processor (streams/processor.py) gives them:
 - every record ends as a result, a partial result, a reused analysis, a deliberate drop
   (dedup policy ``drop``) or a dead letter; :meth:`BatchProcessor.process` returns once
-  all of its outputs are acknowledged by Kafka, and never raises for a bad event;
+  all of its outputs are acknowledged by Kafka, and never raises for a bad event:
+  whatever fails for one event (its decoding, its result, a bug) becomes that event's
+  dead letter (INTERNAL_ERROR when no other code fits) and the rest of the batch goes
+  on; only Kafka being away is waited out (retried, never dropped);
 - results of one event id leave in the order the events arrived, across batches;
 - a text is analysed once even when repeats of it are in flight at the same time: the
   first claims it, later ones (in this batch or later batches) reuse its result.
@@ -35,13 +38,18 @@ import orjson
 from analyzers.pipeline import AnalysisRequest
 from schemas.content_hash import content_hash
 from schemas.dead_letter import HEADER_NAMES
-from schemas.errors import ContentStreamError, EventRejected, ResultRejected, StageTimeout
+from schemas.errors import (
+    ContentStreamError,
+    EventRejected,
+    ResultRejected,
+    StageTimeout,
+)
 from schemas.events import AnalysisName, ContentEvent
 from streams.analysis_batcher import Deliver
 from streams.analysis_batcher import Outcome as AnalysisOutcome
 from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
-from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with
+from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with, dedup_owner
 from streams.kafka_clients import RECORD_REFUSALS
 from streams.metrics import WorkerMetrics, observe_values
 from streams.processor import Outcome, ProcessorConfig
@@ -49,6 +57,7 @@ from streams.records import Headers, InputRecord
 from streams.results import (
     analysis_failure,
     build_result,
+    internal_error,
     produced_at_s,
     result_key,
     reuse_result,
@@ -227,27 +236,52 @@ class BatchProcessor:
                 if time.perf_counter() - started > INTAKE_SLICE_S:
                     await asyncio.sleep(0)
                     started = time.perf_counter()
-                decoded = self._decoder.decode_many([item.record.value for item in chunk])
+                decoded = self._decode(chunk)
                 for item, event in zip(chunk, decoded, strict=True):
-                    if isinstance(event, EventRejected):
+                    if isinstance(event, ContentStreamError):
                         rejected.append((item, event))
                         continue
+                    try:
+                        key = result_key(event.id)
+                        item.analyses = (
+                            tuple(event.analyses)
+                            if event.analyses
+                            else self.config.default_analyses
+                        )
+                        item.chash = content_hash(event.text)
+                    except Exception as exc:
+                        rejected.append((item, internal_error("reading the event", exc, "decode")))
+                        continue
                     item.event = event
+                    item.key = key
                     events.append(item)
-                    item.key = key = result_key(event.id)
                     previous = self._key_tails.get(key)  # present = not yet published
                     if previous is not None:
                         item.after = previous.turn_future()
                     self._key_tails[key] = item
-                    item.analyses = (
-                        tuple(event.analyses) if event.analyses else self.config.default_analyses
-                    )
-                    item.chash = content_hash(event.text)
             # Registration happens in arrival order too (see the module doc).
             previous_registration = self._registered
             registered: asyncio.Future[None] = loop.create_future()
             self._registered = registered
         return rejected, events, previous_registration, registered
+
+    def _decode(self, chunk: list[_Item]) -> list[ContentEvent | ContentStreamError]:
+        values = [item.record.value for item in chunk]
+        try:
+            return list(self._decoder.decode_many(values))
+        except Exception:
+            log.exception(
+                "decoding a run of %d records failed; decoding them one by one", len(values)
+            )
+        decoded: list[ContentEvent | ContentStreamError] = []
+        for value in values:
+            try:
+                decoded.append(self._decoder.decode(value))
+            except EventRejected as exc:
+                decoded.append(exc)
+            except Exception as exc:  # the decoder's bug, not the producer's fault
+                decoded.append(internal_error("decoding", exc, "decode"))
+        return decoded
 
     def _end_turn(self, item: _Item, *, published: bool) -> None:
         """``item``'s output is out (or it has none): a later same-id event may go."""
@@ -281,14 +315,22 @@ class BatchProcessor:
         if self._dedup is None or not events:
             return {}
         versions = self._versions()
+        scope = self.config.dedup_scope
         suffixes: dict[tuple[AnalysisName, ...], str] = {}
+        owners: dict[tuple[str | None, str | None], str] = {}
         wanted: list[str] = []
         for item in events:
+            event = item.event
+            assert event is not None
             suffix = suffixes.get(item.analyses)
             if suffix is None:
                 names = [a.value for a in item.analyses]
                 suffix = suffixes[item.analyses] = dedup_key_suffix(names, versions)
-            item.dkey = dedup_key_with(item.chash, suffix)
+            who = (event.tenant, event.language)
+            owner = owners.get(who)
+            if owner is None:
+                owner = owners[who] = dedup_owner(event.tenant, event.language, scope)
+            item.dkey = dedup_key_with(event.text, owner, suffix)
             if item.dkey not in self._recent:
                 wanted.append(item.dkey)
         unique = list(dict.fromkeys(wanted))
@@ -316,9 +358,10 @@ class BatchProcessor:
             dkey = item.dkey
             assert dkey is not None
             value = self._recent.get(dkey) or stored.get(dkey)
-            if value is not None:
+            reused = self._reused(item, value) if value is not None else None
+            if reused is not None:
                 hits += 1
-                ready.append(self._reused(item, value))
+                ready.append(reused)
             elif dkey in leaders:
                 leaders[dkey].followers.append(item)
             elif dkey in self._analysing:
@@ -334,14 +377,16 @@ class BatchProcessor:
         self._metrics.dedup_misses.inc(len(to_analyse))
         return to_analyse, waiting, ready
 
-    def _reused(self, item: _Item, value: bytes) -> _Output:
+    def _reused(self, item: _Item, value: bytes) -> _Output | None:
+        """The output of a repeat that reuses ``value``; None when ``value`` cannot be
+        reused (the event is analysed instead)."""
         assert item.event is not None
         if self.config.dedup_policy == "drop":
             return item, None, Outcome.DROPPED
-        message = Outgoing(
-            self.config.output_topic, result_key(item.event.id), reuse_result(value, item.event), []
-        )
-        return item, message, Outcome.DUPLICATE
+        reused = reuse_result(value, item.event)
+        if reused is None:
+            return None
+        return item, Outgoing(self.config.output_topic, item.key, reused, []), Outcome.DUPLICATE
 
     async def _wait_for_claims(self, waiting: list[_Item], outcomes: Counter[Outcome]) -> None:
         """Repeats of texts an earlier batch is analysing: reuse its result, or analyse
@@ -352,8 +397,9 @@ class BatchProcessor:
         again: list[_Item] = []
         for item in waiting:
             value = item.awaits.result() if item.awaits is not None else None
-            if value is not None:
-                ready.append(self._reused(item, value))
+            reused = self._reused(item, value) if value is not None else None
+            if reused is not None:
+                ready.append(reused)
             else:
                 again.append(item)
         self._metrics.dedup_hits.inc(len(ready))
@@ -394,7 +440,12 @@ class BatchProcessor:
                 finished_at = datetime.now(UTC).isoformat()
                 for index, result in chunk:
                     item = by_index[index]
-                    output = self._analysed(item, result, finished_at)
+                    try:
+                        output = self._analysed(item, result, finished_at)
+                    except Exception as exc:  # e.g. orjson refusing what the event carries
+                        output = self._rejection(
+                            item, internal_error("building its result", exc, "result"), "result"
+                        )
                     if output is None:
                         retry.append(item)
                         continue
@@ -412,11 +463,14 @@ class BatchProcessor:
     def _observe_timings(self, chunk: list[tuple[int, AnalysisOutcome]]) -> None:
         # Events of one pool batch carry the same per-stage timings (batch averages).
         groups: Counter[tuple[tuple[str, float], ...]] = Counter()
-        for _, result in chunk:
-            if not isinstance(result, BaseException):
-                groups[tuple(result.get("timings_ms", {}).items())] += 1
-        for timings, n in groups.items():
-            self._metrics.observe_stages(dict(timings), n)
+        try:
+            for _, result in chunk:
+                if not isinstance(result, BaseException):
+                    groups[tuple(result.get("timings_ms", {}).items())] += 1
+            for timings, n in groups.items():
+                self._metrics.observe_stages(dict(timings), n)
+        except Exception:  # metrics only: never worth an event
+            log.debug("stage timings not observed", exc_info=True)
 
     def _submit(self, items: list[_Item], deliver: Deliver) -> None:
         self._metrics.analyzer_calls.inc(len(items))
@@ -446,10 +500,8 @@ class BatchProcessor:
         else:
             fields = result
         body = build_result(item.event, item.chash, item.analyses, fields, finished_at)
+        message = Outgoing(self.config.output_topic, item.key, orjson.dumps(body), [])
         item.remember = worth_remembering(body)
-        message = Outgoing(
-            self.config.output_topic, result_key(item.event.id), orjson.dumps(body), []
-        )
         return item, message, Outcome.PARTIAL if body["errors"] else Outcome.OK
 
     async def _publish_analysed(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
@@ -463,8 +515,9 @@ class BatchProcessor:
             value = message.value if message is not None and item.remember else None
             leaders.append((item, value))
             for follower in item.followers:
-                if value is not None:
-                    batch.append(self._reused(follower, value))
+                reused = self._reused(follower, value) if value is not None else None
+                if reused is not None:
+                    batch.append(reused)
                     self._metrics.dedup_hits.inc()
                 else:
                     again.append(follower)

@@ -16,16 +16,41 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "contentstream:dedup:v1:"
+# v2: keys name the tenant, the language hint and the exact text (v1 keys named only a
+# hash of the normalised text, so tenants and whitespace variants shared analyses).
+KEY_PREFIX = "contentstream:dedup:v2:"
+
+DedupScope = Literal["tenant", "global"]
 
 
-def dedup_key(content_hash: str, analyses: Iterable[str], versions: dict[str, str]) -> str:
-    """Same text + same analyses + same analyzer versions = same analysis."""
-    return dedup_key_with(content_hash, dedup_key_suffix(analyses, versions))
+def dedup_owner(tenant: str | None, language: str | None, scope: DedupScope = "tenant") -> str:
+    """Who may share an analysis: the tenant (unless the scope is global) and the
+    language hint, which the analysis depends on. Length-prefixed, so no tenant name
+    can pose as another tenant plus a hint."""
+    who = "*" if scope == "global" else ("-" if tenant is None else "=" + tenant)
+    hint = language or ""
+    return f"{len(who)}:{who}{len(hint)}:{hint}"
+
+
+def dedup_key(
+    text: str,
+    analyses: Iterable[str],
+    versions: dict[str, str],
+    *,
+    tenant: str | None = None,
+    language: str | None = None,
+    scope: DedupScope = "tenant",
+) -> str:
+    """Same owner (tenant, language hint) + exactly the same text + same analyses + same
+    analyzer versions = same analysis. The exact text, not its normalised form: a stored
+    result's entity offsets index the text it was computed from."""
+    return dedup_key_with(
+        text, dedup_owner(tenant, language, scope), dedup_key_suffix(analyses, versions)
+    )
 
 
 def dedup_key_suffix(analyses: Iterable[str], versions: dict[str, str]) -> str:
@@ -35,9 +60,12 @@ def dedup_key_suffix(analyses: Iterable[str], versions: dict[str, str]) -> str:
     return "|".join([",".join(wanted), *(f"{name}={versions.get(name, '?')}" for name in wanted)])
 
 
-def dedup_key_with(content_hash: str, suffix: str) -> str:
-    digest = hashlib.sha256(f"{content_hash}|{suffix}".encode()).hexdigest()
-    return KEY_PREFIX + digest
+def dedup_key_with(text: str, owner: str, suffix: str) -> str:
+    digest = hashlib.sha256(f"{owner}|{suffix}|".encode())
+    # surrogatepass: a str built in Python (not decoded from JSON) may hold lone
+    # surrogates; they must hash, not raise.
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return KEY_PREFIX + digest.hexdigest()
 
 
 def compress(value: bytes) -> bytes:

@@ -2,7 +2,10 @@
 
 Transport-neutral: the Faust agent (streams/agent.py) feeds it InputRecords and gives it
 a RecordSink; tests feed it directly. It never raises for a bad event: every record ends
-as a result, a partial result, a reused duplicate, or a dead letter.
+as a result, a partial result, a reused duplicate, or a dead letter. Whatever fails for
+one event (its decoding, building its result, a bug) becomes that event's dead letter
+(INTERNAL_ERROR when no other code fits); only the sink failing (Kafka away) raises, so
+that Faust retries the record instead of losing it.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from schemas.errors import (
 from schemas.events import AnalysisName, ContentEvent
 from streams.dead_letters import DeadLetterPublisher
 from streams.decoding import EventDecoder
-from streams.dedup import DedupStore, dedup_key
+from streams.dedup import DedupScope, DedupStore, dedup_key
 from streams.metrics import WorkerMetrics
 from streams.records import InputRecord, RecordSink
 from streams.results import (
     analysis_failure,
     build_result,
+    internal_error,
     produced_at_s,
     result_key,
     reuse_result,
@@ -59,6 +63,7 @@ class ProcessorConfig:
     output_topic: str
     default_analyses: tuple[AnalysisName, ...]
     dedup_policy: str = "reuse"  # reuse | drop | off
+    dedup_scope: DedupScope = "tenant"  # tenant | global: who may share an analysis
     max_attempts: int = 3
     retry_backoff_s: float = 0.2
 
@@ -98,20 +103,27 @@ class EventProcessor:
     async def process(self, record: InputRecord) -> Outcome:
         """Handle one record; returns once its output (if any) is acknowledged by Kafka."""
         self._metrics.events_consumed.labels(topic=record.topic).inc()
+        rejection: ContentStreamError | None = None
         try:
             event = self._decoder.decode(record.value)
+            key = result_key(event.id)
+            analyses = tuple(event.analyses) if event.analyses else self.config.default_analyses
+            chash = content_hash(event.text)
         except EventRejected as exc:
-            outcome = await self._dead_letter(record, exc, stage="decode")
+            rejection = exc
+        except Exception as exc:  # the decoder's bug, not the producer's fault
+            rejection = internal_error("decoding", exc, "decode")
+        if rejection is not None:
+            outcome = await self._dead_letter(record, rejection, stage="decode")
             self._metrics.events_finished.labels(outcome=outcome.value).inc()
             return outcome
 
-        key = result_key(event.id)
         loop = asyncio.get_running_loop()
         previous = self._key_tails.get(key)
         mine: asyncio.Future[None] = loop.create_future()
         self._key_tails[key] = mine
         try:
-            outcome = await self._process_event(record, event, key, previous)
+            outcome = await self._process_event(record, event, key, previous, analyses, chash)
         finally:
             if not mine.done():
                 mine.set_result(None)
@@ -126,24 +138,33 @@ class EventProcessor:
         event: ContentEvent,
         key: bytes,
         previous: asyncio.Future[None] | None,
+        analyses: tuple[AnalysisName, ...],
+        chash: str,
     ) -> Outcome:
-        analyses = tuple(event.analyses) if event.analyses else self.config.default_analyses
-        chash = content_hash(event.text)
 
         if self._dedup is not None:
-            dkey = dedup_key(chash, [a.value for a in analyses], self._versions())
+            dkey = dedup_key(
+                event.text,
+                [a.value for a in analyses],
+                self._versions(),
+                tenant=event.tenant,
+                language=event.language,
+                scope=self.config.dedup_scope,
+            )
             stored = await self._dedup.get(dkey)
             if stored is None and dkey in self._analysing:
                 # The same text is being analysed for an earlier event right now:
                 # wait for that analysis instead of running a second one.
                 stored = await asyncio.shield(self._analysing[dkey])
             if stored is not None:
-                self._metrics.dedup_hits.inc()
                 if self.config.dedup_policy == "drop":
+                    self._metrics.dedup_hits.inc()
                     return Outcome.DROPPED
                 value = reuse_result(stored, event)
-                await self._publish(key, value, previous, event)
-                return Outcome.DUPLICATE
+                if value is not None:  # else a damaged entry: analyse instead
+                    self._metrics.dedup_hits.inc()
+                    await self._publish(key, value, previous, event)
+                    return Outcome.DUPLICATE
             self._metrics.dedup_misses.inc()
             mine: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
             self._analysing[dkey] = mine
@@ -187,13 +208,21 @@ class EventProcessor:
                 await previous
             return await self._dead_letter(record, exc, stage=exc.stage or "analysis"), None
 
-        self._metrics.observe_stages(fields.get("timings_ms", {}))
-        result = build_result(event, chash, analyses, fields)
-        value = orjson.dumps(result)
+        try:
+            result = build_result(event, chash, analyses, fields)
+            value = orjson.dumps(result)
+        except Exception as exc:  # e.g. orjson refusing what the event carries
+            if previous is not None:
+                await previous
+            error = internal_error("building its result", exc, "result")
+            return await self._dead_letter(record, error, stage="result"), None
+        try:
+            self._metrics.observe_stages(fields.get("timings_ms", {}))
+        except Exception:  # metrics only: never worth an event
+            log.debug("stage timings not observed", exc_info=True)
         await self._publish(key, value, previous, event)
-        if not result["errors"]:
-            return Outcome.OK, value
-        return Outcome.PARTIAL, value if worth_remembering(result) else None
+        outcome = Outcome.PARTIAL if result["errors"] else Outcome.OK
+        return outcome, value if worth_remembering(result) else None
 
     async def _analyze_with_retries(
         self, request: AnalysisRequest, record: InputRecord

@@ -13,12 +13,8 @@ from typing import Any
 import orjson
 
 from analyzers.pipeline import AnalysisRequest
-from schemas.errors import AnalysisFailed, ContentStreamError, ErrorCode, StageTimeout
+from schemas.errors import AnalysisFailed, ContentStreamError, InternalError, StageTimeout
 from schemas.events import AnalysisName, ContentEvent
-
-# A stage that failed this way may well succeed next time, so such a result is not
-# remembered for reuse; a deterministic failure would fail the same way again.
-TRANSIENT_CODES = frozenset({ErrorCode.STAGE_TIMEOUT.value, ErrorCode.SERVICE_UNAVAILABLE.value})
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -75,22 +71,38 @@ def build_result(
 
 
 def worth_remembering(result: dict[str, Any]) -> bool:
-    """Whether a published result may be reused for a repeat of its text."""
-    return not any(e["code"] in TRANSIENT_CODES for e in result["errors"])
+    """Whether a published result may be reused for a repeat of its text: only a
+    complete analysis. A stage that failed may succeed next time (a timeout, a pool
+    restart), and one that fails for the text itself is cheap to fail again; either
+    way a repeat must not inherit a failure that a fix or a retry would have avoided."""
+    return not result["errors"]
 
 
-def reuse_result(stored: bytes, event: ContentEvent) -> bytes:
-    """A stored analysis re-addressed to ``event``, marked ``duplicate_of`` the first."""
-    result = orjson.loads(stored)
-    result["duplicate_of"] = result.get("duplicate_of") or result["id"]
-    result["id"] = event.id
-    result["source"] = event.source
-    result["tenant"] = event.tenant
-    result["metadata"] = event.metadata
-    result["timings_ms"] = {}
-    result["produced_at"] = iso(event.produced_at)
-    result["processed_at"] = datetime.now(UTC).isoformat()
-    return orjson.dumps(result)
+def reuse_result(stored: bytes, event: ContentEvent) -> bytes | None:
+    """A stored analysis re-addressed to ``event``, marked ``duplicate_of`` the first;
+    None when the stored value is not a result this worker can re-address (then the
+    event is analysed instead: a damaged store entry must cost an analysis, not the
+    event).
+
+    ``duplicate_of`` names the first event only when it is the same tenant's: with
+    CONTENTSTREAM_DEDUP_SCOPE=global another tenant's id would tell this tenant who
+    sent the same text, so it is null there."""
+    try:
+        result = orjson.loads(stored)
+        if not isinstance(result, dict) or "id" not in result:
+            return None
+        first = result.get("duplicate_of") or result["id"]
+        result["duplicate_of"] = first if result.get("tenant") == event.tenant else None
+        result["id"] = event.id
+        result["source"] = event.source
+        result["tenant"] = event.tenant
+        result["metadata"] = event.metadata
+        result["timings_ms"] = {}
+        result["produced_at"] = iso(event.produced_at)
+        result["processed_at"] = datetime.now(UTC).isoformat()
+        return orjson.dumps(result)
+    except Exception:  # orjson's errors, or a value of an unexpected shape
+        return None
 
 
 def timeout_fields(request: AnalysisRequest, exc: StageTimeout) -> dict[str, Any]:
@@ -119,3 +131,11 @@ def analysis_failure(
         return exc
     detail = exc.message if isinstance(exc, ContentStreamError) else f"{type(exc).__name__}: {exc}"
     return AnalysisFailed(f"gave up after {attempts} attempts: {detail}", stage="analysis")
+
+
+def internal_error(doing: str, exc: BaseException, stage: str) -> InternalError:
+    """The error an event is dead-lettered with when ``doing`` something for it raised
+    ``exc`` (a bug, or a value a library refused); the message names the exception,
+    capped, as it may quote the event."""
+    detail = f"{type(exc).__name__}: {exc}"
+    return InternalError(f"{doing} failed: {detail[:500]}", stage=stage)

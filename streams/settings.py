@@ -15,7 +15,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schemas.events import ALL_ANALYSES, AnalysisName
+from schemas.events import (
+    ALL_ANALYSES,
+    DEFAULT_MAX_METADATA_BYTES,
+    DEFAULT_MAX_METADATA_DEPTH,
+    AnalysisName,
+)
 from streams.redaction import mask_credentials
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -144,6 +149,19 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         default=100_000, ge=1, description="Longer texts are dead-lettered (TEXT_TOO_LONG)."
     )
+    max_metadata_depth: int = Field(
+        default=DEFAULT_MAX_METADATA_DEPTH,
+        ge=1,
+        le=200,
+        description="Deeper event metadata (the object itself is level 1) is dead-lettered "
+        "(METADATA_TOO_LARGE).",
+    )
+    max_metadata_bytes: int = Field(
+        default=DEFAULT_MAX_METADATA_BYTES,
+        ge=2,
+        description="Event metadata larger than this as compact JSON is dead-lettered "
+        "(METADATA_TOO_LARGE).",
+    )
 
     # --- Analysis ---------------------------------------------------------------------
     analyses: Annotated[tuple[AnalysisName, ...], NoDecode] = Field(
@@ -266,6 +284,12 @@ class Settings(BaseSettings):
         default="reuse",
         description="reuse: publish the stored analysis marked duplicate_of; drop: publish "
         "nothing for repeats; off: analyse everything.",
+    )
+    dedup_scope: Literal["tenant", "global"] = Field(
+        default="tenant",
+        description="tenant: an analysis is reused only for the same tenant (and language "
+        "hint, and exact text); global: across tenants too, then duplicate_of is null when "
+        "the first event was another tenant's.",
     )
     dedup_ttl_s: int = Field(default=86_400, ge=1, description="How long an analysis is kept.")
     dedup_compress: bool = Field(

@@ -122,12 +122,10 @@ class ContentWorker:
             output_topic=settings.output_topic,
             default_analyses=settings.analyses,
             dedup_policy=settings.dedup_policy,
+            dedup_scope=settings.dedup_scope,
             max_attempts=settings.max_attempts,
         )
-        self.decoder = EventDecoder(
-            max_payload_bytes=settings.max_payload_bytes,
-            max_text_chars=settings.max_text_chars,
-        )
+        self.decoder = EventDecoder.from_settings(settings)
         self._ready = asyncio.Event()
         self._http: Any = None
         self._assigned: set[tuple[str, int]] = set()

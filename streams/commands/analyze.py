@@ -3,13 +3,15 @@
     contentstream analyze --input events.jsonl --output results.jsonl \\
         [--analyses sentiment,keywords,summary,entities,language] [--processes N] [--batch-size N]
 
-Each input line is ``{"id": ..., "text": ...}`` (other fields are ignored) or a full
-ContentEvent (then its source, tenant, language hint, analyses, metadata and produced_at
-are used). Each output line is one AnalysisResult, in input order, with the id exactly
-as given. A bad line (not JSON, not an object, no id, no text, empty or too long text,
-an invalid ContentEvent) becomes ``{"id": <id or null>, "line": <n>, "error": {"code":
-..., "message": ...}}`` and the run goes on; blank lines are skipped. The exit code is 0
-when the whole input was read, even with bad lines.
+Each input line is a ContentEvent (``{"id": ..., "text": ...}`` at the least), accepted
+or refused exactly as a worker would (the one validator, streams/decoding.py: the same
+limits from the same settings, the same codes, unknown fields refused); its source,
+tenant, language hint, analyses, metadata and produced_at are used, and absent or empty
+``analyses`` mean ``--analyses``. Each output line is one AnalysisResult, in input
+order, with the id exactly as given. A bad line becomes ``{"id": <id or null>, "line":
+<n>, "error": {"code": ..., "message": ...}}`` with the code its dead letter would carry,
+and the run goes on; blank lines are skipped. The exit code is 0 when the whole input
+was read, even with bad lines.
 
 Work is spread over all cores (one pipeline per process, built by the pool initializer;
 chunks of lines go through ``imap`` so order is kept). Inputs smaller than a few chunks
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import multiprocessing
 import sys
@@ -27,21 +30,26 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeGuard
+from typing import IO, Any
 
 import orjson
 
 from analyzers.config import PipelineConfig
 from schemas.content_hash import content_hash
-from schemas.errors import ErrorCode
-from schemas.events import ALL_ANALYSES, AnalysisName, ContentEvent
+from schemas.errors import ErrorCode, EventRejected
+from schemas.events import (
+    ALL_ANALYSES,
+    DEFAULT_MAX_METADATA_BYTES,
+    DEFAULT_MAX_METADATA_DEPTH,
+    AnalysisName,
+)
 from schemas.results import AnalysisResult
+from streams.decoding import EventDecoder, readable_id
 
 Line = tuple[int, bytes]
 
 # Below this many chunks per process, a pool costs more than it saves.
 _MIN_CHUNKS_PER_PROCESS = 4
-_EVENT_FIELDS = frozenset(ContentEvent.model_fields)
 
 
 def register(subparsers: Any) -> None:
@@ -81,6 +89,27 @@ class AnalyzeOptions:
     pipeline: PipelineConfig
     analyses: tuple[AnalysisName, ...]
     max_text_chars: int
+    max_payload_bytes: int = 1_048_576
+    max_metadata_depth: int = DEFAULT_MAX_METADATA_DEPTH
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+
+    def decoder(self) -> EventDecoder:
+        return _decoder(
+            self.max_payload_bytes,
+            self.max_text_chars,
+            self.max_metadata_depth,
+            self.max_metadata_bytes,
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def _decoder(payload: int, text: int, depth: int, metadata: int) -> EventDecoder:
+    return EventDecoder(
+        max_payload_bytes=payload,
+        max_text_chars=text,
+        max_metadata_depth=depth,
+        max_metadata_bytes=metadata,
+    )
 
 
 def pipeline_config_from_settings(
@@ -127,78 +156,34 @@ class ParsedLine:
     produced_at: datetime | None
 
 
-def _valid_id(value: Any) -> TypeGuard[str | int]:
-    return isinstance(value, str | int) and not isinstance(value, bool)
-
-
 def parse_line(number: int, raw: bytes, options: AnalyzeOptions) -> ParsedLine:
+    """The event of one line, validated as a worker validates a record's value."""
+    decoder = options.decoder()
     try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise LineRejected(ErrorCode.INVALID_UTF8, "the line is not valid UTF-8") from None
-        raise LineRejected(ErrorCode.INVALID_JSON, f"not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise LineRejected(
-            ErrorCode.INVALID_EVENT, f"expected a JSON object, got {type(payload).__name__}"
-        )
-    event_id: Any = payload.get("id")
-    if not _valid_id(event_id):
-        raise LineRejected(ErrorCode.INVALID_EVENT, "'id' is missing or not a string/integer")
-    if "text" not in payload or payload["text"] is None:
-        raise LineRejected(ErrorCode.MISSING_TEXT, "no 'text' field", event_id)
-    text = payload["text"]
-    if not isinstance(text, str):
-        raise LineRejected(ErrorCode.INVALID_EVENT, "'text' is not a string", event_id)
-    if not text.strip():
-        raise LineRejected(ErrorCode.EMPTY_TEXT, "'text' is empty", event_id)
-    if len(text) > options.max_text_chars:
-        raise LineRejected(
-            ErrorCode.TEXT_TOO_LONG,
-            f"text has {len(text)} characters; the limit is {options.max_text_chars}",
-            event_id,
-        )
-    if payload.keys() <= _EVENT_FIELDS:
-        # A full ContentEvent: honour its fields, and reject it when they are invalid.
-        try:
-            event = ContentEvent.model_validate(payload)
-        except ValueError as exc:
-            unknown_analysis = "analyses" in str(exc)
-            raise LineRejected(
-                ErrorCode.UNKNOWN_ANALYSIS if unknown_analysis else ErrorCode.INVALID_EVENT,
-                str(exc).replace("\n", " ")[:500],
-                event_id,
-            ) from None
-        return ParsedLine(
-            line=number,
-            event_id=event.id,
-            text=event.text,
-            source=event.source,
-            tenant=event.tenant,
-            language=event.language,
-            analyses=tuple(event.analyses) if event.analyses is not None else options.analyses,
-            metadata=event.metadata,
-            produced_at=event.produced_at,
-        )
+        payload = decoder.parse(raw)
+    except EventRejected as exc:
+        raise LineRejected(exc.code, exc.message) from None
+    try:
+        event = decoder.validate(payload)
+    except EventRejected as exc:
+        raise LineRejected(exc.code, exc.message, readable_id(payload)) from None
     return ParsedLine(
         line=number,
-        event_id=event_id,
-        text=text,
-        source=None,
-        tenant=None,
-        language=None,
-        analyses=options.analyses,
-        metadata={},
-        produced_at=None,
+        event_id=event.id,
+        text=event.text,
+        source=event.source,
+        tenant=event.tenant,
+        language=event.language,
+        analyses=tuple(event.analyses) if event.analyses else options.analyses,
+        metadata=event.metadata,
+        produced_at=event.produced_at,
     )
 
 
 def error_line(number: int, event_id: Any, code: ErrorCode, message: str) -> bytes:
     return orjson.dumps(
         {
-            "id": event_id if _valid_id(event_id) else None,
+            "id": readable_id({"id": event_id}),
             "line": number,
             "error": {"code": code.value, "message": message},
         }
@@ -356,6 +341,9 @@ def run(args: argparse.Namespace) -> int:
         pipeline=pipeline_config_from_settings(settings, analyses),
         analyses=analyses,
         max_text_chars=settings.max_text_chars,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_metadata_depth=settings.max_metadata_depth,
+        max_metadata_bytes=settings.max_metadata_bytes,
     )
     with contextlib.ExitStack() as files:
         try:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from schemas.content_hash import content_hash
+from schemas.errors import EventRejected
 from schemas.events import AnalysisName
 from schemas.results import AnalysisResult
 from streams.commands import analyze
@@ -107,11 +108,57 @@ def test_full_content_event_fields_are_used(tmp_path: Path) -> None:
     assert result["produced_at"].startswith("2024-05-01T12:00:00")
 
 
-def test_simple_form_ignores_other_fields(tmp_path: Path) -> None:
-    (result,) = _run(
-        tmp_path, [{"id": 3, "text": "今天天气很好。", "extra": [1, 2]}], "--analyses", "language"
-    )
-    assert result["id"] == 3 and result["language"] == "zh"
+def test_lines_are_validated_exactly_as_the_worker_validates_records(tmp_path: Path) -> None:
+    from streams.decoding import EventDecoder
+
+    rows: list[Any] = [
+        {"id": 3, "text": "今天天气很好。", "extra": [1, 2]},  # unknown field
+        {"id": True, "text": "今天天气很好。"},
+        {"id": 1.0, "text": "今天天气很好。"},
+        {"id": "v", "text": "今天天气很好。", "schema_version": True},
+        {"id": "deep", "text": "今天天气很好。", "metadata": {"a": [[[[[[[[[[{}]]]]]]]]]]}},
+        {"id": "ok", "text": "今天天气很好。", "metadata": {"a": [1]}},
+    ]
+    # The worker's decoder with the limits the command takes from the settings.
+    decoder = EventDecoder(max_payload_bytes=1_048_576, max_text_chars=100_000)
+    worker_codes: list[str | None] = []
+    for row in rows:
+        try:
+            decoder.decode(orjson.dumps(row))
+            worker_codes.append(None)
+        except EventRejected as exc:
+            worker_codes.append(exc.code.value)
+    out = _run(tmp_path, rows, "--analyses", "language")
+    assert [r.get("error", {}).get("code") for r in out] == worker_codes
+    assert worker_codes[:4] == [
+        "INVALID_EVENT",
+        "INVALID_EVENT",
+        "INVALID_EVENT",
+        "UNSUPPORTED_VERSION",
+    ]
+    assert out[0]["id"] == 3 and out[3]["id"] == "v" and out[1]["id"] is None
+    assert out[5]["id"] == "ok" and out[5]["metadata"] == {"a": [1]}
+
+
+def test_metadata_too_deep_is_refused_with_its_code(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("CONTENTSTREAM_MAX_METADATA_DEPTH", "3")
+    rows = [
+        {"id": "deep", "text": "你好", "metadata": {"a": {"b": {"c": {}}}}},
+        {"id": "fine", "text": "你好", "metadata": {"a": {"b": {}}}},
+    ]
+    out = _run(tmp_path, rows, "--analyses", "language")
+    assert out[0]["error"]["code"] == "METADATA_TOO_LARGE" and out[0]["id"] == "deep"
+    assert "error" not in out[1]
+
+
+def test_empty_analyses_mean_the_default_set_as_in_the_worker(tmp_path: Path) -> None:
+    rows = [
+        {"id": "empty", "text": "今天天气很好。", "analyses": []},
+        {"id": "absent", "text": "今天天气很好。"},
+    ]
+    out = _run(tmp_path, rows, "--analyses", "language,keywords")
+    for result in out:
+        assert result["language"] == "zh" and result["keywords"], result
 
 
 def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:

@@ -12,11 +12,29 @@ from streams.dedup import (
 
 
 def test_key_depends_on_text_analyses_and_versions() -> None:
-    base = dedup_key("h1", ["sentiment", "keywords"], {"sentiment": "a", "keywords": "b"})
-    assert base == dedup_key("h1", ["keywords", "sentiment"], {"sentiment": "a", "keywords": "b"})
-    assert base != dedup_key("h2", ["sentiment", "keywords"], {"sentiment": "a", "keywords": "b"})
-    assert base != dedup_key("h1", ["sentiment"], {"sentiment": "a", "keywords": "b"})
-    assert base != dedup_key("h1", ["sentiment", "keywords"], {"sentiment": "z", "keywords": "b"})
+    base = dedup_key("t1", ["sentiment", "keywords"], {"sentiment": "a", "keywords": "b"})
+    assert base == dedup_key("t1", ["keywords", "sentiment"], {"sentiment": "a", "keywords": "b"})
+    assert base != dedup_key("t2", ["sentiment", "keywords"], {"sentiment": "a", "keywords": "b"})
+    assert base != dedup_key("t1", ["sentiment"], {"sentiment": "a", "keywords": "b"})
+    assert base != dedup_key("t1", ["sentiment", "keywords"], {"sentiment": "z", "keywords": "b"})
+
+
+def test_key_names_the_tenant_the_language_hint_and_the_exact_text() -> None:
+    names, versions = ["keywords"], {"keywords": "b"}
+    base = dedup_key("同样 的文本", names, versions, tenant="a")
+    # Whitespace and NFKC variants share a content_hash but not an analysis: the
+    # stored entity offsets index the exact text.
+    assert base != dedup_key("同样  的文本", names, versions, tenant="a")
+    assert base != dedup_key("同样 的文本", names, versions, tenant="b")
+    assert base != dedup_key("同样 的文本", names, versions, tenant=None)
+    assert base != dedup_key("同样 的文本", names, versions, tenant="a", language="zh")
+    # A tenant name cannot pose as another tenant plus a language hint.
+    assert dedup_key("x", names, versions, tenant="a2:zh") != dedup_key(
+        "x", names, versions, tenant="a", language="zh"
+    )
+    shared = dedup_key("x", names, versions, tenant="a", scope="global")
+    assert shared == dedup_key("x", names, versions, tenant="b", scope="global")
+    assert shared != dedup_key("x", names, versions, tenant="b", language="en", scope="global")
 
 
 async def test_lru_store_expires_and_evicts() -> None:
@@ -77,16 +95,21 @@ async def test_batching_store_reads_its_own_writes_before_they_reach_the_store()
 
 
 def test_key_from_a_shared_suffix_is_the_same_key() -> None:
-    from streams.dedup import dedup_key_suffix, dedup_key_with
+    from streams.dedup import dedup_key_suffix, dedup_key_with, dedup_owner
 
     versions = {"sentiment": "a", "keywords": "b"}
     suffix = dedup_key_suffix(["sentiment", "keywords"], versions)
-    # The stored keys must not change: this is the digest of "h1|keywords,sentiment|...".
+    owner = dedup_owner("acme", "zh")
+    # The stored key format: changing it orphans every stored analysis (bump the prefix).
     import hashlib
 
-    expected = hashlib.sha256(b"h1|keywords,sentiment|keywords=b|sentiment=a").hexdigest()
-    assert dedup_key_with("h1", suffix) == "contentstream:dedup:v1:" + expected
-    assert dedup_key_with("h1", suffix) == dedup_key("h1", ["keywords", "sentiment"], versions)
+    expected = hashlib.sha256(
+        "5:=acme2:zh|keywords,sentiment|keywords=b|sentiment=a|文本".encode()
+    ).hexdigest()
+    assert dedup_key_with("文本", owner, suffix) == "contentstream:dedup:v2:" + expected
+    assert dedup_key_with("文本", owner, suffix) == dedup_key(
+        "文本", ["keywords", "sentiment"], versions, tenant="acme", language="zh"
+    )
 
 
 def test_hiredis_packing_sends_the_bytes_redis_py_would() -> None:

@@ -109,7 +109,7 @@ async def test_bad_event_becomes_dead_letter_with_reason_headers() -> None:
 async def test_repeat_reuses_the_stored_analysis() -> None:
     processor, sink, analysis, metrics = make()
     await processor.process(rec(1, {"id": "first", "text": "同样的文本"}))
-    outcome = await processor.process(rec(2, {"id": "second", "text": "同样的文本 "}))
+    outcome = await processor.process(rec(2, {"id": "second", "text": "同样的文本"}))
     assert outcome is Outcome.DUPLICATE
     assert analysis.calls == ["同样的文本"]
     second = orjson.loads(sink.sent[1][2])
