@@ -647,6 +647,14 @@ def test_notes_warn_when_workers_outnumber_partitions(tmp_path: Path) -> None:
     assert "autoscaling.maxReplicas (30) is more than the topic's" in scaled
 
 
+def test_notes_name_the_gpus_and_the_network_policy(tmp_path: Path) -> None:
+    plain = _render_notes(tmp_path)
+    assert "GPUs:" not in plain and "NetworkPolicy:" not in plain
+    notes = _render_notes(tmp_path, GPU_VALUES, networkPolicy__enabled="true")
+    assert "GPUs: 1 nvidia.com/gpu per worker, models on cuda." in notes
+    assert "NetworkPolicy: only the peers in networkPolicy.ingressFrom may reach port 6066" in notes
+
+
 def test_schema_documents_the_partition_limit() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     for description in (
