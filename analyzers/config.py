@@ -18,6 +18,9 @@ class TransformersConfig:
     device: str = "cpu"
     batch_size: int = 32
     max_length: int = 256
+    # Largest micro-batch in padded tokens (rows x the longest row): long texts go in
+    # smaller batches, so a batch's memory and time stay bounded whatever the lengths.
+    batch_tokens: int = 8192
     num_threads: int | None = None
     precision: Precision = "auto"
 
@@ -29,7 +32,10 @@ class PipelineConfig:
     sentiment_transformers: TransformersConfig | None = None
     entities_transformers: TransformersConfig | None = None
     keywords_top_k: int = 10
+    # Result size bounds: whatever the text, a result stays far below Kafka's 1 MB.
+    keywords_max_chars: int = 64
     summary_max_chars: int = 120
+    entities_max_per_event: int = 1000
     enabled: tuple[str, ...] = field(
         default=("language", "sentiment", "keywords", "summary", "entities")
     )

@@ -6,6 +6,10 @@ ORGANIZATION, NT, CLUENER's name/address/company/government...); any other type 
 Spans are character offsets into the original text, from the fast tokenizer's offset
 mapping. A word split into several word pieces takes the tag of its first piece.
 
+Decoding is vectorised over the whole batch (numpy over tag ids and offsets, see
+:func:`decode_batch`): with a fast tokenizer and a small model, a per-token Python loop
+cost more than the model itself.
+
 Long texts are not truncated: they are cut into windows of ``max_length`` tokens that
 overlap by a quarter of a window, and each token keeps the prediction of the window in
 which it lies farthest from an edge (where the model sees the most context). Entities
@@ -14,8 +18,12 @@ crossing a window boundary therefore come out whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,68 +88,164 @@ def parse_tag(label: str) -> TagRole:
     return TagRole(role, mapped) if mapped is not None else OUTSIDE
 
 
-@dataclass(slots=True)
-class TaggedToken:
-    """One word piece: its character span, the word it belongs to, its label index."""
-
-    start: int
-    end: int
-    word: int
-    label: int
+# Role codes of the vectorised decoder (index = TagRole.role).
+_ROLE_CODES = {"O": 0, "B": 1, "I": 2, "E": 3, "S": 4}
 
 
-@dataclass(slots=True)
-class _OpenSpan:
-    type: str
-    start: int
-    end: int
-    closed_after_word: bool
+@dataclass(frozen=True, slots=True)
+class LabelTable:
+    """Per model label: its role code and entity-type code (-1: no entity), as arrays."""
+
+    roles: npt.NDArray[np.int8]
+    types: npt.NDArray[np.int16]
+    type_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, roles: Sequence[TagRole]) -> LabelTable:
+        names = tuple(sorted({r.type for r in roles if r.type is not None}))
+        return cls(
+            roles=np.array([_ROLE_CODES[r.role] for r in roles], dtype=np.int8),
+            types=np.array(
+                [-1 if r.type is None else names.index(r.type) for r in roles], dtype=np.int16
+            ),
+            type_names=names,
+        )
 
 
-def decode_entities(
-    text: str, tokens: Sequence[TaggedToken], roles: Sequence[TagRole]
-) -> list[Entity]:
-    """Entity spans from tagged tokens sorted by position."""
-    found: list[Entity] = []
-    span: _OpenSpan | None = None
-    previous_word = -1
-    previous_in_span = False
+@dataclass(frozen=True, slots=True)
+class TaggedWindows:
+    """Every window of a batch, token by token, flattened: which text and window each
+    token is in, its character span, its word index (-1: special token) and its label."""
 
-    def close() -> None:
-        nonlocal span
-        if span is not None:
-            found.append(
-                Entity(
-                    text=text[span.start : span.end], type=span.type, start=span.start, end=span.end
-                )
-            )
-            span = None
+    texts: Sequence[str]
+    window_text: npt.NDArray[np.int64]  # per window: its text's index
+    window_length: npt.NDArray[np.int64]  # per window: its tokens
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    words: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]
 
-    for token in tokens:
-        if token.word == previous_word:
-            # Later pieces of a word follow its first piece.
-            if previous_in_span and span is not None:
-                span.end = token.end
-            continue
-        previous_word = token.word
-        if span is not None and span.closed_after_word:
-            close()
-        tag = roles[token.label]
-        if tag.type is None:
-            close()
-            previous_in_span = False
-            continue
-        continues = span is not None and span.type == tag.type and tag.role in {"I", "E"}
-        if continues and span is not None:
-            span.end = token.end
-        else:
-            close()
-            span = _OpenSpan(tag.type, token.start, token.end, closed_after_word=False)
-        if tag.role in {"E", "S"} and span is not None:
-            span.closed_after_word = True
-        previous_in_span = True
-    close()
+
+def decode_batch(tagged: TaggedWindows, table: LabelTable) -> list[list[Entity]]:
+    """Entity spans of every text, from its windows' tagged tokens, with numpy over the
+    whole batch (no Python per token).
+
+    The rules: special tokens and empty spans are dropped; a text cut into overlapping
+    windows keeps, for each token (by character span), the window in which it lies
+    farthest from an edge, ties to the earlier window; a word takes the tag of its first
+    piece and spans its pieces; a typed word starts an entity unless it continues the
+    previous word's: same type, role I or E, and the previous word not an E or S."""
+    found: list[list[Entity]] = [[] for _ in tagged.texts]
+    windows = len(tagged.window_length)
+    if windows == 0 or len(tagged.starts) == 0:
+        return found
+    window_of = np.repeat(np.arange(windows), tagged.window_length)
+    keep = (tagged.words >= 0) & (tagged.ends > tagged.starts)
+    kept = np.flatnonzero(keep)
+    window = window_of[kept]
+    text = tagged.window_text[window]
+    starts, ends = tagged.starts[kept], tagged.ends[kept]
+    # Position of each kept token among its window's kept tokens, and their count.
+    kept_per_window = np.bincount(window, minlength=windows)
+    first_kept = np.cumsum(kept_per_window) - kept_per_window
+    position = np.arange(len(kept)) - first_kept[window]
+    centrality = np.minimum(position, kept_per_window[window] - 1 - position)
+
+    windows_per_text = np.bincount(tagged.window_text, minlength=len(tagged.texts))
+    multi = windows_per_text[text] > 1
+    order = np.flatnonzero(~multi)
+    merged = np.flatnonzero(multi)
+    if len(merged):
+        # Best window per (text, span): most central first, then the earlier window.
+        by = np.lexsort(
+            (window[merged], -centrality[merged], ends[merged], starts[merged], text[merged])
+        )
+        merged = merged[by]
+        first = np.ones(len(merged), dtype=bool)
+        first[1:] = (
+            (text[merged[1:]] != text[merged[:-1]])
+            | (starts[merged[1:]] != starts[merged[:-1]])
+            | (ends[merged[1:]] != ends[merged[:-1]])
+        )
+        merged = merged[first]
+        # Single-window texts keep their token order, merged ones their (start, end)
+        # order; a stable sort by text interleaves the two by text.
+        order = np.concatenate([order, merged])
+        order = order[np.argsort(text[order], kind="stable")]
+    if len(order) == 0:
+        return found
+
+    text = text[order]
+    starts, ends = starts[order], ends[order]
+    words = tagged.words[kept][order]
+    labels = tagged.labels[kept][order]
+    count = len(order)
+    new_text = np.ones(count, dtype=bool)
+    new_text[1:] = text[1:] != text[:-1]
+    new_word = new_text.copy()
+    new_word[1:] |= words[1:] != words[:-1]
+
+    heads = np.flatnonzero(new_word)  # each word's first piece
+    word_text = text[heads]
+    word_start = starts[heads]
+    word_end = ends[np.append(heads[1:], count) - 1]  # its last piece's end
+    role = table.roles[labels[heads]]
+    kind = table.types[labels[heads]]
+    typed = kind >= 0
+    first_of_text = new_text[heads]
+    prev_typed = np.zeros_like(typed)
+    prev_typed[1:] = typed[:-1]
+    prev_kind = np.full_like(kind, -1)
+    prev_kind[1:] = kind[:-1]
+    prev_role = np.zeros_like(role)
+    prev_role[1:] = role[:-1]
+    continues = (
+        ~first_of_text
+        & prev_typed
+        & (prev_kind == kind)
+        & ((role == _ROLE_CODES["I"]) | (role == _ROLE_CODES["E"]))
+        & (prev_role != _ROLE_CODES["E"])
+        & (prev_role != _ROLE_CODES["S"])
+    )
+    begins = np.flatnonzero(typed & ~continues)
+    if len(begins) == 0:
+        return found
+    # An entity runs from its first word to the last of the continuing words after it.
+    next_continues = np.zeros_like(continues)
+    next_continues[:-1] = continues[1:]
+    lasts = np.flatnonzero(typed & ~next_continues)
+    names = table.type_names
+    source = tagged.texts
+    construct = Entity.model_construct
+    with _collector_paused():
+        for t, s, e, k in zip(
+            word_text[begins].tolist(),
+            word_start[begins].tolist(),
+            word_end[lasts].tolist(),
+            kind[begins].tolist(),
+            strict=True,
+        ):
+            # Built without validation: offsets are non-negative ints by construction,
+            # and validating every entity cost more than finding them.
+            found[t].append(construct(text=source[t][s:e], type=names[k], start=s, end=e))
     return found
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects.
+
+    Entities hold no reference cycles (reference counting frees them), but each one is
+    three tracked allocations, and the collections they trigger walk every live object,
+    the tokenizer's output included: measured, that was more than half of decoding a
+    batch of a random-weight model (an entity every other token)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _argmax(logits: torch.Tensor) -> torch.Tensor:
@@ -160,14 +264,19 @@ class TransformersEntityRecognizer:
         )
         self.version = f"transformers:{self.loaded.version}"
         self.roles = label_roles(self.loaded.id2label)
-        self._forward = BatchedForward(self.loaded, config.batch_size)
+        self.table = LabelTable.of(self.roles)
+        self._forward = BatchedForward(self.loaded, config.batch_size, config.batch_tokens)
         tokenizer = self.loaded.tokenizer
         content = self.loaded.max_length - tokenizer.num_special_tokens_to_add(pair=False)
         self._stride = max(0, content // 4)
 
-    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Entity]]:
-        if not texts:
-            return []
+    def warm_up(self) -> None:
+        """Dummy batches of every length bucket, before the first real one."""
+        self._forward.warm_up(_argmax)
+
+    def tag(self, texts: Sequence[str]) -> TaggedWindows:
+        """Tokenise (one fast batch call, long texts cut into overlapping windows) and
+        run the model: every window's tokens with their predicted labels."""
         encoded = self.loaded.tokenizer(
             list(texts),
             truncation=True,
@@ -180,54 +289,36 @@ class TransformersEntityRecognizer:
         )
         windows: list[list[int]] = encoded["input_ids"]
         labels = self._forward.run(windows, _argmax)
-        samples: list[int] = encoded["overflow_to_sample_mapping"]
-        offsets: list[list[tuple[int, int]]] = encoded["offset_mapping"]
+        return tagged_windows(texts, encoded, labels)
 
-        windows_of: list[list[list[TaggedToken]]] = [[] for _ in texts]
-        for window_index, sample in enumerate(samples):
-            windows_of[sample].append(
-                window_tokens(
-                    offsets[window_index], encoded.word_ids(window_index), labels[window_index]
-                )
-            )
-        return [
-            decode_entities(
-                text, tokens[0] if len(tokens) == 1 else merge_windows(tokens), self.roles
-            )
-            for text, tokens in zip(texts, windows_of, strict=True)
-        ]
+    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Entity]]:
+        if not texts:
+            return []
+        return decode_batch(self.tag(texts), self.table)
 
 
-def window_tokens(
-    offsets: Sequence[tuple[int, int]],
-    word_ids: Sequence[int | None],
-    labels: npt.NDArray[np.int64],
-) -> list[TaggedToken]:
-    """The window's text tokens (special tokens dropped), in order."""
-    return [
-        TaggedToken(start, end, word, label)
-        for (start, end), word, label in zip(offsets, word_ids, labels.tolist(), strict=True)
-        if word is not None and end > start
-    ]
-
-
-def merge_windows(windows: Sequence[Sequence[TaggedToken]]) -> list[TaggedToken]:
-    """One token sequence from overlapping windows, each token predicted by the window in
-    which it lies farthest from an edge (where the model saw the most context)."""
-    kept: dict[tuple[int, int], tuple[int, TaggedToken]] = {}
-    for window in windows:
-        size = len(window)
-        for position, token in enumerate(window):
-            centrality = min(position, size - 1 - position)
-            key = (token.start, token.end)
-            current = kept.get(key)
-            if current is None or centrality > current[0]:
-                kept[key] = (centrality, token)
-    return sorted((token for _, token in kept.values()), key=_position)
-
-
-def _position(token: TaggedToken) -> tuple[int, int]:
-    return token.start, token.end
+def tagged_windows(
+    texts: Sequence[str], encoded: Any, labels: Sequence[npt.NDArray[Any]]
+) -> TaggedWindows:
+    """Flatten a fast tokenizer's batch output (with overflowing windows) and the labels
+    predicted for each window into arrays."""
+    windows: list[list[int]] = encoded["input_ids"]
+    offsets = np.array(
+        list(chain.from_iterable(encoded["offset_mapping"])), dtype=np.int64
+    ).reshape(-1, 2)
+    # Special tokens have no word (None): float conversion turns them into NaN in C.
+    words = np.array(
+        list(chain.from_iterable(e.word_ids for e in encoded.encodings)), dtype=np.float64
+    )
+    return TaggedWindows(
+        texts=texts,
+        window_text=np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64),
+        window_length=np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows)),
+        starts=offsets[:, 0],
+        ends=offsets[:, 1],
+        words=np.where(np.isnan(words), -1, words).astype(np.int64),
+        labels=(np.concatenate(labels).astype(np.int64) if labels else np.empty(0, dtype=np.int64)),
+    )
 
 
 def label_roles(id2label: Mapping[int, str]) -> list[TagRole]:

@@ -2,11 +2,17 @@
 
 Everything that touches torch lives here: resolving the device, loading a model and its
 fast tokenizer from a local directory or the local hub cache, and running encoded
-sequences through the model in micro-batches. Sequences are sorted by length, longest
-first, and a micro-batch is closed early when padding would make up more than half of
-it: real traffic is mostly short texts with a few long ones, and one 256-token text in a
-batch of 20-token texts would otherwise multiply that batch's work by ten. Results come
-back in the caller's order.
+sequences through the model in micro-batches.
+
+Micro-batches are bounded by a token budget (rows x the longest row, the padded shape the
+model computes), not only by a count, and built per length bucket: sequences are sorted
+by length, longest first, and a batch never mixes buckets (lengths in (2^(k-1), 2^k]), so
+real traffic (mostly short texts, a few long ones) never pads a 20-token text to 256 and
+padding stays under half of any batch. Results come back in the caller's order.
+
+On a GPU the CPU work of the next micro-batch (padding into arrays, pinned-memory copy
+started without blocking) is done while the device still runs the current one: results
+are read back only after the next batch is queued.
 
 Precision ``auto`` (the default) runs bf16 where the device does it natively and fp32
 elsewhere: with native bf16 the model-stage benchmark measured 2-4x the fp32 rate for
@@ -102,8 +108,12 @@ class ModelSource:
     @property
     def display_name(self) -> str:
         # The directory name, not the full path, so workers that mount the same model at
-        # different paths agree on the version (and so share deduplicated results).
-        return self.local_dir.name if self.local_dir is not None else self.reference
+        # different paths agree on the version (and so share deduplicated results). A
+        # symlink is followed: "current -> v2" is named v2, so a reload after the link
+        # moves names the new model.
+        if self.local_dir is None:
+            return self.reference
+        return self.local_dir.resolve().name
 
 
 def locate_model(reference: str) -> ModelSource:
@@ -115,12 +125,34 @@ def locate_model(reference: str) -> ModelSource:
     return ModelSource(reference=reference, local_dir=None)
 
 
-def _config_json_digest(source: ModelSource, model: PreTrainedModel) -> str:
+# Files of a model directory that change what it computes: weights, configuration and
+# tokenizer. Hashed whole: a fine-tune written over the old one in place (same directory,
+# same config.json) must still change the version, or deduplicated results of the old
+# model would be reused for the new one.
+_MODEL_FILE_SUFFIXES = frozenset({".json", ".safetensors", ".bin", ".txt", ".model"})
+
+
+def _local_dir_digest(directory: Path) -> str | None:
+    files = sorted(
+        p for p in directory.iterdir() if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES
+    )
+    if not any(p.name == "config.json" for p in files):
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _model_digest(source: ModelSource, model: PreTrainedModel) -> str:
     raw: bytes | None = None
     if source.local_dir is not None:
-        config_path = source.local_dir / "config.json"
-        if config_path.is_file():
-            raw = config_path.read_bytes()
+        whole = _local_dir_digest(source.local_dir)
+        if whole is not None:
+            return whole
     else:
         try:
             from transformers.utils.hub import cached_file
@@ -170,6 +202,11 @@ def load_model(
         raise ConfigurationError(f"batch_size must be >= 1, got {config.batch_size}")
     if config.max_length < 4:
         raise ConfigurationError(f"max_length must be >= 4, got {config.max_length}")
+    if config.batch_tokens < config.max_length:
+        raise ConfigurationError(
+            f"batch_tokens ({config.batch_tokens}) must be at least max_length "
+            f"({config.max_length}): a text of max_length tokens must fit a batch"
+        )
     if config.num_threads is not None:
         if config.num_threads < 1:
             raise ConfigurationError(f"num_threads must be >= 1, got {config.num_threads}")
@@ -208,7 +245,7 @@ def load_model(
         usable = positions - 2 if roberta_like else positions
         max_length = min(max_length, usable)
 
-    version = f"{source.display_name}@{_config_json_digest(source, model)}"
+    version = f"{source.display_name}@{_model_digest(source, model)}"
     if use_bf16:
         version += "+bf16"
     return LoadedModel(
@@ -221,41 +258,77 @@ def load_model(
     )
 
 
-# A micro-batch is cut before padding exceeds this share of its cells.
+# Buckets are lengths in (2^(k-1), 2^k]: a batch's rows are all longer than half its
+# width, so padding stays under this share of its cells.
 MAX_PADDING_SHARE = 0.5
+MIN_BUCKET = 8
 
 
-def micro_batches(order: Sequence[int], lengths: Sequence[int], size: int) -> Iterator[list[int]]:
-    """Consecutive runs of ``order`` (longest first) of at most ``size`` sequences whose
-    padding to the run's first (longest) sequence stays under MAX_PADDING_SHARE."""
+def length_bucket(length: int) -> int:
+    """The upper bound of ``length``'s bucket: the power of two at or above it."""
+    return max(MIN_BUCKET, 1 << max(0, length - 1).bit_length())
+
+
+def micro_batches(
+    order: Sequence[int], lengths: Sequence[int], size: int, token_budget: int
+) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` (longest first) within one length bucket, of at most
+    ``size`` sequences and at most ``token_budget`` padded tokens (rows x the run's first,
+    longest, length). A sequence longer than the budget goes alone."""
     batch: list[int] = []
-    longest = real = 0
+    longest = bucket = 0
     for index in order:
         length = lengths[index]
         if batch and (
             len(batch) >= size
-            or (len(batch) + 1) * longest * (1.0 - MAX_PADDING_SHARE) > real + length
+            or (len(batch) + 1) * longest > token_budget
+            or length_bucket(length) != bucket
         ):
             yield batch
             batch = []
         if not batch:
-            longest, real = length, 0
+            longest, bucket = length, length_bucket(length)
         batch.append(index)
-        real += length
     if batch:
         yield batch
 
 
-class BatchedForward:
-    """Runs token-id sequences through a model in length-sorted micro-batches."""
+def warmup_shapes(max_length: int, size: int, token_budget: int) -> list[tuple[int, int]]:
+    """(rows, width) of the dummy batches run before a process says it is ready: for each
+    bucket, one row and the fullest batch the budget allows. The first pass of each shape
+    pays for allocation and kernel choice (several times a steady batch on a GPU)."""
+    shapes: list[tuple[int, int]] = []
+    width = MIN_BUCKET
+    while True:
+        width = min(width, max_length)
+        full = max(1, min(size, token_budget // width))
+        shapes.append((1, width))
+        if full > 1:
+            shapes.append((full, width))
+        if width >= max_length:
+            return shapes
+        width *= 2
 
-    def __init__(self, loaded: LoadedModel, batch_size: int) -> None:
+
+class BatchedForward:
+    """Runs token-id sequences through a model in length-bucketed micro-batches."""
+
+    def __init__(self, loaded: LoadedModel, batch_size: int, token_budget: int) -> None:
         self.loaded = loaded
         self.batch_size = batch_size
+        self.token_budget = token_budget
         tokenizer = loaded.tokenizer
         pad_id = tokenizer.pad_token_id
         self._pad_id = int(pad_id) if pad_id is not None else 0
         self._wants_token_types = "token_type_ids" in tokenizer.model_input_names
+        # Pinned host memory lets the copy to the GPU run without blocking this thread.
+        self._pin = loaded.device.type == "cuda"
+
+    def _to_device(self, array: npt.NDArray[np.int64]) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self._pin:
+            return tensor.pin_memory().to(self.loaded.device, non_blocking=True)
+        return tensor.to(self.loaded.device)
 
     def _inputs(self, rows: list[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -264,11 +337,7 @@ class BatchedForward:
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
             mask[i, : len(row)] = 1
-        device = self.loaded.device
-        inputs = {
-            "input_ids": torch.from_numpy(ids).to(device),
-            "attention_mask": torch.from_numpy(mask).to(device),
-        }
+        inputs = {"input_ids": self._to_device(ids), "attention_mask": self._to_device(mask)}
         if self._wants_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
         return inputs
@@ -281,18 +350,41 @@ class BatchedForward:
         results: list[npt.NDArray[Any]] = [np.empty(0)] * len(sequences)
         if not sequences:
             return results
-        # Longest first: similar lengths share a batch, so little compute goes to padding.
         lengths = [len(s) for s in sequences]
         order = sorted(range(len(sequences)), key=lengths.__getitem__, reverse=True)
         model = self.loaded.model
+        # The batch whose forward pass is queued and whose results are not read yet.
+        queued: tuple[list[int], torch.Tensor, bool] | None = None
+
+        def collect(batch: list[int], values_t: torch.Tensor, per_token: bool) -> None:
+            values = values_t.cpu().numpy()  # waits for the device
+            for row_index, seq_index in enumerate(batch):
+                value = values[row_index]
+                if per_token and value.ndim >= 1:
+                    value = value[: lengths[seq_index]]
+                results[seq_index] = value
+
         with torch.inference_mode():
-            for batch in micro_batches(order, lengths, self.batch_size):
-                rows = [sequences[i] for i in batch]
-                logits = model(**self._inputs(rows)).logits
-                values = head(logits.float()).cpu().numpy()
-                for row_index, seq_index in enumerate(batch):
-                    value = values[row_index]
-                    if value.ndim >= 1 and logits.ndim == 3:
-                        value = value[: len(sequences[seq_index])]
-                    results[seq_index] = value
+            for batch in micro_batches(order, lengths, self.batch_size, self.token_budget):
+                # Built while the device may still run the previous batch.
+                inputs = self._inputs([sequences[i] for i in batch])
+                if queued is not None:
+                    collect(*queued)
+                logits = model(**inputs).logits
+                queued = (batch, head(logits.float()), logits.ndim == 3)
+            if queued is not None:
+                collect(*queued)
         return results
+
+    def warm_up(self, head: BatchHead) -> None:
+        """Run dummy batches of every bucket's shapes (see :func:`warmup_shapes`)."""
+        filler = self._pad_id + 1 if self._pad_id == 0 else 0
+        size = self.batch_size
+        if self.loaded.device.type == "cpu":
+            # A CPU has no kernel tuning to pay for; a big dummy batch of a big model
+            # would only add seconds to every start.
+            size = min(size, 4)
+        for rows, width in warmup_shapes(self.loaded.max_length, size, self.token_budget):
+            self.run([[filler] * width for _ in range(rows)], head)
+        if self.loaded.device.type == "cuda":
+            torch.cuda.synchronize(self.loaded.device)

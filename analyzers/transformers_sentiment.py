@@ -128,7 +128,11 @@ class TransformersSentimentAnalyzer:
         self.version = f"transformers:{self.loaded.version}"
         self.classes = sentiment_classes(self.loaded.id2label)
         self._to_classes = class_matrix(self.classes)
-        self._forward = BatchedForward(self.loaded, config.batch_size)
+        self._forward = BatchedForward(self.loaded, config.batch_size, config.batch_tokens)
+
+    def warm_up(self) -> None:
+        """Dummy batches of every length bucket, before the first real one."""
+        self._forward.warm_up(_softmax)
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[Sentiment]:
         if not texts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+import reference_entity_decoder  # noqa: E402
 import tiny_models  # noqa: E402  (after the skips: it imports torch and transformers)
 
 from analyzers import transformers_runtime  # noqa: E402
@@ -21,12 +23,16 @@ from analyzers.config import TransformersConfig  # noqa: E402
 from analyzers.transformers_entities import (  # noqa: E402
     TagRole,
     TransformersEntityRecognizer,
+    decode_batch,
     parse_tag,
+    tagged_windows,
 )
 from analyzers.transformers_runtime import (  # noqa: E402
     MAX_PADDING_SHARE,
     bf16_supported,
+    length_bucket,
     micro_batches,
+    warmup_shapes,
 )
 from analyzers.transformers_sentiment import (  # noqa: E402
     TransformersSentimentAnalyzer,
@@ -214,20 +220,82 @@ def test_mixed_lengths_are_batched_with_bounded_padding(
 
 
 @pytest.mark.parametrize(
-    ("lengths", "size", "expected"),
+    ("lengths", "size", "budget", "expected"),
     [
-        ([10] * 5, 2, [[0, 1], [2, 3], [4]]),
-        ([20] * 31 + [256], 32, [[31, 0], list(range(1, 31))]),
-        # Padding 199 of 400 cells is allowed; 250 of 500 is not.
-        ([5, 100, 50, 26, 25], 8, [[1, 2, 3, 4], [0]]),
-        ([100, 40, 9], 8, [[0, 1], [2]]),
+        ([10] * 5, 2, 1000, [[0, 1], [2, 3], [4]]),
+        # A long text never pads short ones: it has a bucket (and a batch) of its own.
+        ([20] * 31 + [256], 32, 8192, [[31], list(range(31))]),
+        # Buckets (64, 128], (32, 64], (16, 32], (4, 8]: 100 and 50 are not batched.
+        ([5, 100, 50, 26, 25], 8, 8192, [[1], [2], [3, 4], [0]]),
+        # The budget cuts a bucket: 3 x 30 = 90 fits 100, a fourth would be 120.
+        ([30] * 7, 32, 100, [[0, 1, 2], [3, 4, 5], [6]]),
+        # A sequence over the budget goes alone.
+        ([300, 20, 20], 8, 256, [[0], [1, 2]]),
     ],
 )
-def test_micro_batches_split_by_count_and_padding(
-    lengths: list[int], size: int, expected: list[list[int]]
+def test_micro_batches_split_by_count_bucket_and_token_budget(
+    lengths: list[int], size: int, budget: int, expected: list[list[int]]
 ) -> None:
     order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
-    assert list(micro_batches(order, lengths, size)) == expected
+    assert list(micro_batches(order, lengths, size, budget)) == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_token_budget_batches_never_exceed_the_budget_and_cover_every_sequence(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    budget = rng.choice([256, 512, 1000, 4096])
+    size = rng.choice([1, 4, 32, 64])
+    lengths = [min(budget, int(rng.lognormvariate(3.0, 1.0)) + 2) for _ in range(500)]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+    batches = list(micro_batches(order, lengths, size, budget))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        width = max(lengths[i] for i in batch)
+        assert len(batch) <= size
+        assert len(batch) * width <= budget
+        assert len({length_bucket(lengths[i]) for i in batch}) == 1
+        assert sum(lengths[i] for i in batch) > len(batch) * width * (1 - MAX_PADDING_SHARE)
+
+
+def test_token_budget_bounds_every_forward_pass_and_results_keep_input_order(
+    sentiment: TransformersSentimentAnalyzer,
+    sentiment_dir: Path,
+    forward_calls: Callable[[Any], list[ForwardCall]],
+) -> None:
+    budget = 96
+    analyzer = TransformersSentimentAnalyzer(
+        _config(sentiment_dir, batch_size=32, batch_tokens=budget)
+    )
+    calls = forward_calls(analyzer.loaded.model)
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(TEST_CHARS) for _ in range(rng.randint(0, 60))) for _ in range(80)]
+    batched = analyzer.analyze_batch(texts, _languages(texts))
+    assert sum(c.rows for c in calls) == len(texts)
+    assert all(c.rows * c.width <= budget for c in calls)
+    one_by_one = [sentiment.analyze_batch([t], ["zh"])[0] for t in texts]
+    for together, alone in zip(batched, one_by_one, strict=True):
+        assert together.scores.positive == pytest.approx(alone.scores.positive, abs=1e-5)
+
+
+def test_warm_up_runs_every_length_bucket(
+    sentiment_dir: Path, forward_calls: Callable[[Any], list[ForwardCall]]
+) -> None:
+    analyzer = TransformersSentimentAnalyzer(
+        _config(sentiment_dir, batch_size=8, max_length=64, batch_tokens=128)
+    )
+    calls = forward_calls(analyzer.loaded.model)
+    analyzer.warm_up()
+    shapes = [(c.rows, c.width) for c in calls]
+    # One row and the fullest batch the budget allows (at most 4 rows on a CPU).
+    assert shapes == [(1, 8), (4, 8), (1, 16), (4, 16), (1, 32), (4, 32), (1, 64), (2, 64)]
+    assert warmup_shapes(64, 8, 128)[-2:] == [(1, 64), (2, 64)]
+
+
+def test_a_token_budget_below_max_length_is_a_configuration_error(sentiment_dir: Path) -> None:
+    with pytest.raises(ConfigurationError, match="batch_tokens"):
+        TransformersSentimentAnalyzer(_config(sentiment_dir, max_length=64, batch_tokens=32))
 
 
 def test_sentiment_of_no_texts_is_empty(sentiment: TransformersSentimentAnalyzer) -> None:
@@ -385,6 +453,53 @@ def test_long_texts_are_windowed_not_truncated(
     ]
 
 
+MIXED_SCHEME = ("O", "B-PER", "I-PER", "E-PER", "S-LOC", "I-LOC", "B-ORG", "M-ORG", "E-ORG",
+                "PER", "B-MISC", "B-PER.NOM")  # fmt: skip
+ENGLISH = [*tiny_models.ENGLISH_WORDS, "Googleplex", "walked", "Xyzzy", "naïve", "U.S.", "e-mail"]
+
+
+def _random_text(rng: random.Random) -> str:
+    """zh, en, mixed; empty to long (several 32-token windows), spaces and punctuation."""
+    length = rng.choice([0, 1, 2, 5, 12, 30, 60, 150, 400])
+    kind = rng.random()
+    if kind < 0.35:
+        return "".join(rng.choice(TEST_CHARS + "，。 ") for _ in range(length))
+    if kind < 0.65:
+        words = [rng.choice(ENGLISH) for _ in range(length // 4 + 1)]
+        return rng.choice([" ", "  ", ", "]).join(words)
+    return "".join(
+        rng.choice(TEST_CHARS) if rng.random() < 0.6 else f" {rng.choice(ENGLISH)} "
+        for _ in range(length)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vectorised_decoding_matches_the_per_token_decoder(models_root: Path, seed: int) -> None:
+    directory = models_root / "mixed-scheme-entities"
+    if not (directory / "config.json").is_file():
+        tiny_models.build_model(directory, task="entities", labels=MIXED_SCHEME, tokens=TOKENS)
+    recognizer = TransformersEntityRecognizer(_config(directory, max_length=32, batch_size=64))
+    rng = random.Random(seed)
+    texts = [_random_text(rng) for _ in range(1500)]
+    encoded = recognizer.loaded.tokenizer(
+        texts,
+        truncation=True,
+        max_length=recognizer.loaded.max_length,
+        stride=recognizer._stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    assert len(encoded["input_ids"]) > len(texts) * 1.2  # long texts have several windows
+    labels = recognizer._forward.run(encoded["input_ids"], lambda logits: logits.argmax(-1))
+    expected = reference_entity_decoder.decode(texts, encoded, labels, recognizer.roles)
+    found = decode_batch(tagged_windows(texts, encoded, labels), recognizer.table)
+    assert sum(map(len, expected)) > len(texts)  # a random model tags plenty
+    assert found == expected
+    assert recognizer.analyze_batch(texts[:50], _languages(texts[:50])) == expected[:50]
+
+
 @pytest.mark.parametrize(
     ("labels", "tags", "text", "expected"),
     [
@@ -474,6 +589,24 @@ def test_version_follows_the_config_json(models_root: Path) -> None:
     )
     a = TransformersSentimentAnalyzer(_config(first)).version
     b = TransformersSentimentAnalyzer(_config(second)).version
+    assert a.rsplit("@")[1] != b.rsplit("@")[1]
+
+
+def test_version_follows_the_weights_and_names_a_symlinks_target(
+    models_root: Path, tmp_path: Path
+) -> None:
+    # Same configuration, other weights: what a fine-tune written in place looks like.
+    first = tiny_models.build_model(models_root / "w1", task="sentiment", tokens=TOKENS, seed=1)
+    second = tiny_models.build_model(models_root / "w2", task="sentiment", tokens=TOKENS, seed=2)
+    assert (first / "config.json").read_bytes() == (second / "config.json").read_bytes()
+    current = tmp_path / "current"
+    current.symlink_to(first)
+    a = TransformersSentimentAnalyzer(_config(current)).version
+    current.unlink()
+    current.symlink_to(second)
+    b = TransformersSentimentAnalyzer(_config(current)).version
+    assert a.startswith("transformers:w1@")
+    assert b.startswith("transformers:w2@")
     assert a.rsplit("@")[1] != b.rsplit("@")[1]
 
 
