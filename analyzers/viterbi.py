@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
 
 NEG = np.float32(-1e9)
 # Regions longer than this are cut further at characters whose O lead exceeds
@@ -22,6 +23,11 @@ _LONG_REGION = 128
 _LONG_REGION_MARGIN = 0.34
 # Regions decoded together from which the per-previous-tag max form is faster.
 _WIDE_STEP = 48
+# Regions still longer than this after the second cut (hostile text: "北京" x 50k has
+# no character that prefers O) are decoded in pieces of this length, as if each piece
+# were a text of its own: the step loop runs at most this many steps per decode, where
+# a 16k-character region took 16k steps (1.7 s per 100k characters, 20x real text).
+_MAX_REGION = 256
 
 
 def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
@@ -47,6 +53,17 @@ def tag_constraints(tags: list[str]) -> tuple[F32, F32, F32]:
             if ok:
                 trans[i, j] = 0.0
     return trans, first, last
+
+
+def _cut_regions(starts: I64, lengths: I64, size: int) -> tuple[I64, I64, B, B]:
+    """Regions cut into pieces of at most ``size``: starts, lengths, and whether a piece
+    was cut from the one before it / from the one after it."""
+    pieces = (lengths + size - 1) // size
+    region = np.repeat(np.arange(starts.size), pieces)
+    k = np.arange(region.size) - (np.cumsum(pieces) - pieces)[region]
+    cut_starts = starts[region] + k * size
+    cut_lengths = np.minimum(size, lengths[region] - k * size)
+    return cut_starts, cut_lengths, k > 0, k < pieces[region] - 1
 
 
 def _runs(mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
@@ -93,9 +110,14 @@ class RegionViterbi:
                 # Every long region was all O at the lower margin ("好" x 500): nothing
                 # left to decode (decoding no region used to raise IndexError).
                 return out
-        # Entry/exit scores: from/to the fixed O neighbour, or nothing at a text edge.
-        prev_boundary = boundary[np.maximum(starts - 1, 0)] | (starts == 0)
-        next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n)
+        cut_before = cut_after = np.zeros(starts.size, dtype=bool)
+        if int(lengths.max()) > _MAX_REGION:
+            starts, lengths, cut_before, cut_after = _cut_regions(starts, lengths, _MAX_REGION)
+            ends = starts + lengths
+        # Entry/exit scores: from/to the fixed O neighbour, or nothing at a text edge
+        # (or a cut).
+        prev_boundary = boundary[np.maximum(starts - 1, 0)] | (starts == 0) | cut_before
+        next_boundary = boundary[np.minimum(ends, n - 1)] | (ends >= n) | cut_after
         enter = np.where(prev_boundary[:, None], self._first, trans[o][None, :])
         leave = np.where(next_boundary[:, None], self._last, trans[:, o][None, :])
         self._decode_regions(emissions, out, starts, lengths, enter, leave)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analyzers.viterbi import _LONG_REGION, _LONG_REGION_MARGIN, RegionViterbi
+from analyzers.viterbi import _LONG_REGION, _LONG_REGION_MARGIN, _MAX_REGION, RegionViterbi
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -36,3 +36,16 @@ def test_long_region_partly_fixed_still_decodes_the_rest() -> None:
     tags = _decoder(margin).decode(emissions, np.zeros(n, dtype=bool))
     assert tags[10] == 1 and tags[11] == 2
     assert set(tags.tolist()) - {1, 2} == {0}
+
+
+def test_a_region_longer_than_the_step_bound_is_decoded_in_valid_pieces() -> None:
+    # No character prefers O ("北京" x 50k): the region is cut into pieces of
+    # _MAX_REGION, each decoded like a text of its own, so each starts a new entity.
+    n = _MAX_REGION * 3 + 5
+    emissions = np.full((n, len(TAGS)), -5.0, dtype=np.float32)
+    emissions[:, 2] = 1.0  # I-PER everywhere
+    emissions[0, 1] = 2.0  # B-PER at the start
+    tags = _decoder().decode(emissions, np.zeros(n, dtype=bool)).tolist()
+    piece_starts = set(range(0, n, _MAX_REGION))
+    assert [i for i, t in enumerate(tags) if t == 1] == sorted(piece_starts)
+    assert all(t == 2 for i, t in enumerate(tags) if i not in piece_starts)
