@@ -2,20 +2,25 @@
 
 Chinese (and mixed) text is segmented and tagged with rjieba (dictionary tags, no HMM
 tagger: ~3.5M chars/s against ~30k for ``jieba.posseg``). Candidates are runs of one to
-four adjacent words inside "chunks" (stretches between punctuation, function words and
-boundary words), which merges terms that the segmenter splits (卷积+神经网络,
-平方和+优化). Three rankers share these candidates:
+three adjacent words inside "chunks" (stretches between punctuation, function words,
+boundary words and everyday predicate words such as 发布, 签署, 强烈推荐), which merges
+terms that the segmenter splits (卷积+神经网络, 平方和+优化). A run is a candidate only
+where its context lets it be a term, not a piece of a clause: no aspect particle after it
+(发布了), no number inside it or after its verb, no name followed by a verb (杭州发布,
+西湖步行十分钟); see ``zh_candidates``. Three rankers share these candidates:
 
 - ``ranker`` (default): a linear model over TF-IDF style features (frequency, jieba IDF
   of the parts, position, title/first-sentence membership, length, part-of-speech of the
-  first and last word), trained by ``scripts/build_keyword_resources.py`` on the CSL
+  first and last word, how often a clean boundary (punctuation, 的, 和) sits on either
+  side of it), trained by ``scripts/build_keyword_resources.py`` on the CSL
   scientific-keyword data; its weights are ``resources/keyword_ranker.json``.
 - ``tfidf``: frequency times mean IDF of the parts, with a small bonus for longer terms.
 - ``textrank``: PageRank over the co-occurrence graph of the chunk words; a phrase
   scores the mean of its words.
 
-English text takes a RAKE-like path: phrases of up to three non-stop words, scored by
-word degree/frequency and phrase frequency, with plural folding as the only lemmatiser.
+English keyphrases are noun-phrase chunks (``en_noun_phrases``: adjectives and nouns
+ending in a noun, from a small word-class lexicon plus suffix and context rules, never a
+verb, number or time word), ranked RAKE-style with plural folding as the lemmatiser.
 
 Speed (one core, ~70-char texts: ~20 candidates each): what the candidate loop needs of a
 word is looked up once per distinct (word, tag) pair; the n-gram loop is unrolled; the
@@ -45,7 +50,7 @@ from schemas.results import Keyword
 
 Method = Literal["ranker", "tfidf", "textrank"]
 METHODS: tuple[Method, ...] = ("ranker", "tfidf", "textrank")
-VERSION = "kw-2"
+VERSION = "kw-3"
 
 # Tags that always end a chunk: punctuation/space (x), particles (u*), prepositions (p),
 # conjunctions (c), pronouns (r), modal/interjections (y e o) and bound morphemes (zg).
@@ -78,7 +83,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "log_tf", "repeated", "first_position", "in_first_sentence", "in_last_sentence",
     "min_idf", "max_idf", "mean_idf", "dictionary_word", "chars", "chars_2", "chars_3",
     "chars_4", "chars_5_6", "chars_7_plus", "words_1", "words_2", "words_3", "words_4",
-    "has_digit", "ascii_only", "log_substring_count",
+    "has_digit", "ascii_only", "log_substring_count", "clean_left", "clean_right",
 )  # fmt: skip
 FEATURE_NAMES: tuple[str, ...] = (
     NUMERIC_FEATURES
@@ -168,7 +173,9 @@ def load_resources() -> KeywordResources:
     return KeywordResources(
         idf=idf,
         unknown_idf=unknown_idf,
-        stop_words=_read_words("zh_stopwords.txt") | boundary,
+        stop_words=_read_words("zh_stopwords.txt")
+        | _read_words("zh_predicate_words.txt")
+        | boundary,
         en_stop_words=_read_words("en_stopwords.txt"),
         ranker=load_ranker(),
     )
@@ -178,33 +185,86 @@ def load_resources() -> KeywordResources:
 
 
 # A candidate is a plain list (cheaper than an object in this hot loop): the ints count,
-# first token, words, first and last tag group, then the floats min, max and sum of IDF.
+# first token, words, first and last tag group, then the floats min, max and sum of IDF,
+# then how many occurrences have a clean boundary on the left and on the right.
 COUNT, FIRST_TOKEN, WORDS, FIRST_TAG, LAST_TAG, MIN_IDF, MAX_IDF, SUM_IDF = range(8)
+CLEAN_LEFT, CLEAN_RIGHT = 8, 9
 Candidate = list[Any]
 
 # What the candidate loop needs of one tagged word, looked up once per distinct
 # (word, tag) instead of re-derived per occurrence: the word, its IDF, its tag group as a
 # first word (None: may not start a keyword) and as a last word (None: may not end one),
-# and whether it is a keyword on its own (two or more characters, not all digits).
-TokenInfo = tuple[str, float, int | None, int | None, bool, bool]
+# whether it is a keyword on its own (two or more characters, not all digits), whether
+# it is all digits, and its role for the context rules (``ROLE_*``).
+TokenInfo = tuple[str, float, int | None, int | None, bool, bool, int]
 INFO_WORD: Final = 0
 INFO_IDF: Final = 1
 INFO_FIRST: Final = 2
 INFO_LAST: Final = 3
 INFO_ALONE: Final = 4
 INFO_DIGITS: Final = 5
+INFO_ROLE: Final = 6
+# Roles. A phrase is a term only in a context that lets it be one: what follows its
+# last word and what its first word is decide "杭州发布了" or "西湖步行十分钟" are
+# predicates (place + verb), not terms.
+ROLE_WORD: Final = 0  # any other word
+ROLE_NAME: Final = 1  # person, place, organisation name (nr ns nt nrt nrfg)
+ROLE_VERB: Final = 2  # one-character verb (开 跑 去): "name + verb" is a predicate
+ROLE_LONG_VERB: Final = 3  # other verbs: "verb + number" is a predicate (增长5%)
+ROLE_NUMBER: Final = 4  # number, measure, time word: never inside a phrase
+# Roles from here on are breaks: no phrase crosses them.
+ROLE_CLEAN: Final = 5  # break that bounds a term cleanly: punctuation, 的, 和/与/及
+ROLE_ASPECT: Final = 6  # 了 着 过 得: the word before them is a verb or adjective
+ROLE_BREAK: Final = 7  # any other break (preposition, pronoun, adverb list, stop word)
 # The info of a word that ends a chunk (punctuation, function word, boundary word).
-BREAK: TokenInfo = ("", 0.0, None, None, False, False)
+BREAK: TokenInfo = ("", 0.0, None, None, False, False, ROLE_BREAK)
+CLEAN_BREAK: TokenInfo = ("", 0.0, None, None, False, False, ROLE_CLEAN)
+ASPECT_BREAK: TokenInfo = ("", 0.0, None, None, False, False, ROLE_ASPECT)
+_NAME_TAGS = frozenset({"nr", "ns", "nt", "nrfg"})
+_VERB_TAGS = frozenset({"v", "vd", "vi", "vq"})
+_NUMBER_TAGS = frozenset({"m", "mq", "q", "t", "tg"})
+_ASPECT_TAGS = frozenset({"ul", "uz", "ug", "ud", "uv"})
+_CLEAN_TAGS = frozenset({"x", "uj", "c"})
+_CLEAN_WORDS = frozenset({"的", "和", "与", "及", "以及", "或", "、"})
+_PREDICATE_TAGS = frozenset({"v", "vd", "vi", "a", "ad", "d"})
+_NUMBER_OR_NEGATION = frozenset("一两几不没别")
 # Distinct (word, tag) pairs remembered; the table is emptied when it grows past this.
 _TOKEN_INFO_LIMIT = 200_000
 
 
 def token_info(word: str, pos: str, res: KeywordResources) -> TokenInfo:
-    if pos in BREAK_TAGS or word in res.stop_words:
+    if (
+        pos in BREAK_TAGS
+        or pos in _ASPECT_TAGS
+        or word in res.stop_words
+        # 一去, 不理, 没想到: a verb or an adjective led by a number or a negation;
+        # 睡不着, 受不了, 看得懂: a verb with a potential complement
+        or (
+            pos in _PREDICATE_TAGS
+            and (word[0] in _NUMBER_OR_NEGATION or ("不" in word[1:-1] or "得" in word[1:-1]))
+        )
+    ):
+        if pos in _ASPECT_TAGS:
+            return ASPECT_BREAK
+        if pos in _CLEAN_TAGS or word in _CLEAN_WORDS:
+            return CLEAN_BREAK
         return BREAK
     group = TAG_GROUPS.get(pos, OTHER_TAG_GROUP)
     last = None if pos in BAD_LAST_TAGS else group
     digits = word.isdigit()
+    # Longer verbs are often nouns in a term (伦理追问, 湖泊演化: jieba tags many common
+    # nouns as names); the everyday verbs of news are break words (zh_predicate_words.txt).
+    role = (
+        ROLE_NAME
+        if pos in _NAME_TAGS
+        else ROLE_VERB
+        if pos in _VERB_TAGS and len(word) == 1
+        else ROLE_LONG_VERB
+        if pos in _VERB_TAGS
+        else ROLE_NUMBER
+        if pos in _NUMBER_TAGS or (pos == "b" and len(word) == 1)
+        else ROLE_WORD
+    )
     return (
         word,
         _ENG_IDF if pos == "eng" else res.idf.get(word, res.unknown_idf),
@@ -212,6 +272,7 @@ def token_info(word: str, pos: str, res: KeywordResources) -> TokenInfo:
         last,
         last is not None and len(word) >= 2 and not digits,
         digits,
+        role,
     )
 
 
@@ -227,7 +288,7 @@ class ZhCandidates:
         chunks: list[list[str]] = []
         chunk: list[str] = []
         for info in self.infos:
-            if info is BREAK:
+            if info[INFO_ROLE] >= ROLE_CLEAN:
                 if chunk:
                     chunks.append(chunk)
                     chunk = []
@@ -251,9 +312,36 @@ def _token_infos(tokens: Sequence[tuple[str, str]], res: KeywordResources) -> li
     return infos  # type: ignore[return-value]  # every None was replaced
 
 
+def _add(
+    found: dict[str, Candidate],
+    phrase: str,
+    start: int,
+    words: int,
+    first: int,
+    last: int | None,  # never None where end_ok allows the phrase
+    low: float,
+    high: float,
+    total: float,
+    left: int,
+    right: int,
+) -> None:
+    cand = found.get(phrase)
+    if cand is None:
+        found[phrase] = [1, start, words, first, last, low, high, total, left, right]
+    else:
+        cand[COUNT] += 1
+        cand[CLEAN_LEFT] += left
+        cand[CLEAN_RIGHT] += right
+
+
 def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
     """Every run of one to MAX_NGRAM adjacent words inside a chunk that may start and end
-    a keyword, with its count and the features of its first occurrence.
+    a keyword in its context, with its count and the features of its first occurrence.
+
+    A run is not a candidate where it reads as a predicate rather than a term: its last
+    word is followed by an aspect particle or 得 (发布了, 开心得), a verb is followed by a
+    number (达到1179万), a name is followed by a verb or by a word and a number (杭州发布,
+    西湖步行十分钟), or a number, measure or time word sits inside it (广州多条地铁).
 
     Long texts: candidates come from the head (title, lead, first paragraphs: at most
     CANDIDATE_WINDOW_CHARS, cut at a clause end), which keeps the cost bounded; frequency
@@ -261,25 +349,46 @@ def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
     tags of the whole text, which the entity tagger reuses."""
     infos = _token_infos(tag_head(text, CANDIDATE_WINDOW_CHARS), res)
     found: dict[str, Candidate] = {}
-    get = found.get
     size = len(infos)
+    roles = [info[INFO_ROLE] for info in infos]
+    roles.append(ROLE_CLEAN)  # the end of the text bounds a term cleanly
+    # May a phrase end at token j, given what follows it?
+    end_ok = [
+        info[INFO_LAST] is not None
+        and roles[j] != ROLE_NUMBER
+        and roles[j + 1] != ROLE_ASPECT
+        and not (ROLE_VERB <= roles[j] <= ROLE_LONG_VERB and roles[j + 1] == ROLE_NUMBER)
+        for j, info in enumerate(infos)
+    ]
     # Unrolled for MAX_NGRAM == 3, in the order (start, length) that decides ties later.
+    before = ROLE_CLEAN
     for i, a in enumerate(infos):
+        prev, before = before, roles[i]
         first = a[INFO_FIRST]
         if first is None:
-            continue  # also every BREAK
+            continue  # also every break
+        left = 1 if prev == ROLE_CLEAN else 0
         word, low = a[INFO_WORD], a[INFO_IDF]
-        last = a[INFO_LAST]
-        if last is not None and a[INFO_ALONE]:
-            cand = get(word)
-            if cand is None:
-                found[word] = [1, i, 1, first, last, low, low, low]
-            else:
-                cand[COUNT] += 1
+        name = roles[i] == ROLE_NAME
+        if end_ok[i] and a[INFO_ALONE]:
+            _add(
+                found,
+                word,
+                i,
+                1,
+                first,
+                a[INFO_LAST],
+                low,
+                low,
+                low,
+                left,
+                roles[i + 1] == ROLE_CLEAN,
+            )
         if i + 1 == size:
             continue
         b = infos[i + 1]
-        if b is BREAK:
+        role_b = roles[i + 1]
+        if role_b >= ROLE_CLEAN:
             continue
         high = total = low
         phrase = word + b[INFO_WORD]
@@ -289,17 +398,29 @@ def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
             low = idf
         elif idf > high:
             high = idf
-        last = b[INFO_LAST]
-        if last is not None and not (a[INFO_DIGITS] and b[INFO_DIGITS]):
-            cand = get(phrase)
-            if cand is None:
-                found[phrase] = [1, i, 2, first, last, low, high, total]
-            else:
-                cand[COUNT] += 1
-        if i + 2 == size:
+        after = roles[i + 2]
+        if (
+            end_ok[i + 1]
+            and not (a[INFO_DIGITS] and b[INFO_DIGITS])
+            and not (name and (role_b == ROLE_VERB or after == ROLE_NUMBER))
+        ):
+            _add(
+                found,
+                phrase,
+                i,
+                2,
+                first,
+                b[INFO_LAST],
+                low,
+                high,
+                total,
+                left,
+                after == ROLE_CLEAN,
+            )
+        if i + 2 == size or role_b == ROLE_NUMBER or (name and role_b == ROLE_VERB):
             continue
         c = infos[i + 2]
-        if c is BREAK:
+        if after >= ROLE_CLEAN:
             continue
         phrase += c[INFO_WORD]
         idf = c[INFO_IDF]
@@ -308,13 +429,25 @@ def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
             low = idf
         elif idf > high:
             high = idf
-        last = c[INFO_LAST]
-        if last is not None and not (a[INFO_DIGITS] and b[INFO_DIGITS] and c[INFO_DIGITS]):
-            cand = get(phrase)
-            if cand is None:
-                found[phrase] = [1, i, 3, first, last, low, high, total]
-            else:
-                cand[COUNT] += 1
+        after = roles[i + 3]
+        if (
+            end_ok[i + 2]
+            and not (a[INFO_DIGITS] and b[INFO_DIGITS] and c[INFO_DIGITS])
+            and not (name and (roles[i + 2] == ROLE_VERB or after == ROLE_NUMBER))
+        ):
+            _add(
+                found,
+                phrase,
+                i,
+                3,
+                first,
+                c[INFO_LAST],
+                low,
+                high,
+                total,
+                left,
+                after == ROLE_CLEAN,
+            )
     return ZhCandidates(text=text, n_tokens=size, candidates=found, infos=infos)
 
 
@@ -366,6 +499,8 @@ def feature_vector(
         1.0 if any(ch.isdigit() for ch in phrase) else 0.0,
         1.0 if phrase.isascii() else 0.0,
         math.log1p(found.text.count(phrase)),
+        cand[CLEAN_LEFT] / cand[COUNT],
+        cand[CLEAN_RIGHT] / cand[COUNT],
     ]
     one_hot = [0.0] * (2 * N_TAG_GROUPS)
     one_hot[int(cand[FIRST_TAG])] = 1.0
@@ -403,6 +538,8 @@ class FastRanker:
         self.dictionary_word = w["dictionary_word"]
         self.ascii_only = w["ascii_only"]
         self.has_digit = w["has_digit"]
+        self.clean_left = w["clean_left"]
+        self.clean_right = w["clean_right"]
 
     def _length_weight(self, length: int) -> float:
         w = self.w
@@ -444,6 +581,7 @@ class FastRanker:
             + self.max_idf * cand[MAX_IDF]
             + self.mean_idf * cand[SUM_IDF] / words
             + self.substring_count * math.log1p(text.count(phrase))
+            + (self.clean_left * cand[CLEAN_LEFT] + self.clean_right * cand[CLEAN_RIGHT]) / count
         )
         if count > 1:
             score += self.repeated
@@ -489,17 +627,20 @@ class FastRanker:
             self.in_first,
             self.in_last,
         )
-        dictionary_word, ascii_only, has_digit = (
+        dictionary_word, ascii_only, has_digit, clean_left, clean_right = (
             self.dictionary_word,
             self.ascii_only,
             self.has_digit,
+            self.clean_left,
+            self.clean_right,
         )
         inv_tokens = 1.0 / max(n_tokens, 1)
         log1p = math.log1p
         log1p_small = _LOG1P_SMALL
         count_in_text = text.count
         scored: list[tuple[str, float]] = []
-        for phrase, (count, token, words, first_group, last_group, low, high, total) in items:
+        for phrase, cand in items:
+            count, token, words, first_group, last_group, low, high, total, left, right = cand
             length = len(phrase)
             in_text = count_in_text(phrase)
             score = (
@@ -514,6 +655,7 @@ class FastRanker:
                 + max_w * high
                 + mean_w * total / words
                 + substring_count * (log1p_small[in_text] if in_text < _SMALL else log1p(in_text))
+                + (clean_left * left + clean_right * right) / count
             )
             if count > 1:
                 score += repeated
@@ -542,7 +684,7 @@ def _prune(cands: dict[str, Candidate], limit: int) -> Iterable[tuple[str, Candi
     items = list(cands.items())
     keys = [
         count * total / words * (1.0 + 0.15 * (words - 1))
-        for count, _, words, _, _, _, _, total in cands.values()
+        for count, _, words, _, _, _, _, total, _, _ in cands.values()
     ]
     best = sorted(range(len(items)), key=keys.__getitem__, reverse=True)[:limit]
     return [items[i] for i in best]
@@ -582,44 +724,160 @@ def _fold(word: str) -> str:
     return word
 
 
+@dataclass(frozen=True, slots=True)
+class EnLexicon:
+    """Word classes of ``resources/en_chunk_words.txt`` for the noun-phrase chunker."""
+
+    breaks: frozenset[str]  # function, number and time words: never in a keyphrase
+    verbs: frozenset[str]  # every form of the listed verbs
+    adjectives: frozenset[str]
+    opinion: frozenset[str]  # evaluative adjectives dropped from a phrase's start
+
+
+def _verb_forms(base: str) -> set[str]:
+    stem = base[:-1] if base.endswith("e") else base
+    forms = {base, base + "s", base + "es", stem + "ed", stem + "ing", base + "ed"}
+    if base.endswith("y"):
+        forms |= {base[:-1] + "ies", base[:-1] + "ied"}
+    return forms
+
+
+@cache
+def load_en_lexicon() -> EnLexicon:
+    text = resources.files(_RESOURCES).joinpath("en_chunk_words.txt").read_text("utf-8")
+    classes: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        name, sep, words = line.partition(":")
+        if sep and not line.startswith("#"):
+            classes.setdefault(name.strip(), set()).update(words.split())
+    verbs = {form for base in classes.get("VERB", ()) for form in _verb_forms(base)}
+    return EnLexicon(
+        breaks=frozenset(classes["FUNCTION"] | classes["NUMBER"] | classes["TIME"]),
+        verbs=frozenset(verbs | classes.get("VERB_FORM", set())),
+        adjectives=frozenset(classes["ADJ"]),
+        opinion=frozenset(classes["OPINION"]),
+    )
+
+
+_BREAK, _NOUN, _PROPER, _ADJ = range(4)
+_DETERMINERS = frozenset("a an the this that these those my your his her its our their".split())
+_ADJ_SUFFIXES = ("ous", "ful", "ive", "able", "ible", "less", "ish")
+_SENTENCE_END = frozenset(".!?;:")
+_MAX_EN_WORDS = 4
+
+
+def _en_tag(
+    token: str, lower: str, previous: int, after_determiner: bool, starts: bool, lex: EnLexicon
+) -> int:
+    """The chunker's class of one word token, from the lexicon, its suffix and context."""
+    if lower in lex.breaks:
+        return _BREAK
+    if token[0].isupper() and not starts:
+        return _PROPER
+    if lower in lex.verbs:
+        return _BREAK
+    if lower in lex.adjectives or (len(lower) > 5 and lower.endswith(_ADJ_SUFFIXES)):
+        return _ADJ
+    if len(lower) > 4:
+        if lower.endswith("ly"):
+            return _BREAK  # adverb
+        if lower.endswith("ed"):
+            return _ADJ if after_determiner else _BREAK  # "the used car" / "Apple reported"
+        if lower.endswith("ing"):
+            # A noun inside a phrase ("the ending", "climate modelling"), else a verb.
+            return _NOUN if after_determiner or previous in (_NOUN, _PROPER, _ADJ) else _BREAK
+    if len(lower) < 2 or not any(ch.isalpha() for ch in lower):
+        return _BREAK
+    return _NOUN
+
+
+def en_noun_phrases(
+    text: str, lex: EnLexicon | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> list[list[tuple[str, int]]]:
+    """Noun-phrase chunks of English text: runs of adjectives and nouns that end in a
+    noun (at most four words, the last ones kept), as (token, class) pairs. Verbs,
+    function words, number and time words end a chunk; evaluative adjectives are dropped
+    from its start ("excellent customer service" -> "customer service")."""
+    lex = lex or load_en_lexicon()
+    chunks: list[list[tuple[str, int]]] = []
+    current: list[tuple[str, int]] = []
+    previous = _BREAK
+    after_determiner = False
+    starts = True
+
+    def flush() -> None:
+        while current and current[-1][1] == _ADJ:
+            current.pop()
+        while current and current[0][1] == _ADJ and current[0][0].lower() in lex.opinion:
+            current.pop(0)
+        if current:
+            chunks.append(current[-_MAX_EN_WORDS:])
+
+    for token in _EN_TOKEN.findall(text):
+        if not token[0].isalpha():
+            if current:
+                flush()
+                current = []
+            previous, after_determiner = _BREAK, False
+            starts = starts or token in _SENTENCE_END
+            continue
+        lower = token.lower()
+        tag = (
+            _en_tag(token, lower, previous, after_determiner, starts, lex)
+            if len(token) <= max_chars
+            else _BREAK
+        )
+        if tag == _BREAK:
+            if current:
+                flush()
+                current = []
+        else:
+            current.append((token, tag))
+        previous, after_determiner, starts = tag, lower in _DETERMINERS, False
+    if current:
+        flush()
+    return chunks
+
+
 def _en_keywords(
     text: str, top_k: int, stop: frozenset[str], max_chars: int = DEFAULT_MAX_CHARS
 ) -> list[tuple[str, float]]:
-    phrases: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
-    for token in _EN_TOKEN.findall(text):
-        lower = token.lower()
-        is_word = token[0].isalpha()
-        if not is_word or lower in stop or not 2 <= len(lower) <= max_chars:
-            if current:
-                phrases.append(current)
-                current = []
-            continue
-        current.append((token, _fold(lower)))
-        if len(current) == 3:
-            phrases.append(current)
-            current = []
-    if current:
-        phrases.append(current)
+    """Noun-phrase chunks ranked RAKE-style: a word scores its degree over its frequency
+    (words of longer phrases score higher), a phrase the sum of its words, and repeats
+    add with diminishing returns. Proper nouns keep their case."""
+    phrases = [
+        [(token, _fold(token.lower()), tag) for token, tag in chunk]
+        for chunk in en_noun_phrases(text, max_chars=max_chars)
+        if not all(token.lower() in stop for token, _ in chunk)
+    ]
     if not phrases:
         return []
     frequency: Counter[str] = Counter()
     degree: Counter[str] = Counter()
     for phrase in phrases:
-        for _, lemma in phrase:
+        for _, lemma, _ in phrase:
             frequency[lemma] += 1
             degree[lemma] += len(phrase)
     word_score = {w: degree[w] / frequency[w] for w in frequency}
     scores: dict[str, float] = {}
     surface: dict[str, str] = {}
+    # Phrases seen capitalised inside a sentence are names wherever they occur.
+    capitalised = {
+        " ".join(lemma for _, lemma, _ in phrase)
+        for phrase in phrases
+        if all(tag == _PROPER for _, _, tag in phrase)
+    }
     for phrase in phrases:
-        key = " ".join(lemma for _, lemma in phrase)
-        phrase_score = sum(word_score[lemma] for _, lemma in phrase)
-        # Frequency of the whole phrase counts, but with diminishing returns.
+        key = " ".join(lemma for _, lemma, _ in phrase)
+        phrase_score = sum(word_score[lemma] for _, lemma, _ in phrase)
         scores[key] = scores.get(key, 0.0) + phrase_score / (1.0 + 0.5 * (key in scores))
-        surface.setdefault(
-            key, " ".join(tok if tok.isupper() else tok.lower() for tok, _ in phrase)
-        )
+        if key not in surface:
+            # A name keeps its case, also its sentence-initial first word ("Satya Nadella").
+            proper = any(tag == _PROPER for _, _, tag in phrase) or key in capitalised
+            surface[key] = " ".join(
+                token if token.isupper() or (proper and token[0].isupper()) else token.lower()
+                for token, _, _ in phrase
+            )
     ranked = sorted(
         (kv for kv in scores.items() if len(surface[kv[0]]) <= max_chars),
         key=lambda kv: kv[1],

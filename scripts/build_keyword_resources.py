@@ -28,7 +28,12 @@ sys.path.insert(0, str(REPO))
 
 from analyzers import keywords as kw  # noqa: E402
 from analyzers.segmentation import segment_with_offsets  # noqa: E402
-from evaluation.data import default_data_dir, read_jsonl, split_rows  # noqa: E402
+from evaluation.data import (  # noqa: E402
+    default_data_dir,
+    exit_on_data_error,
+    load_rows,
+    split_rows,
+)
 from evaluation.keywords import DATASET, mean_f1  # noqa: E402
 
 RESOURCES = REPO / "analyzers" / "resources"
@@ -75,16 +80,29 @@ def training_matrix(rows: list[dict[str, Any]]) -> tuple[list[list[float]], list
     return features, labels
 
 
+def predicate_words_in_keywords(rows: list[dict[str, Any]]) -> Counter[str]:
+    """Hand-listed predicate words that are a whole word of some author keyword."""
+    listed = kw._read_words("zh_predicate_words.txt")
+    found: Counter[str] = Counter()
+    for row in rows:
+        for keyword in row["keywords"]:
+            for word, _, _ in segment_with_offsets(keyword):
+                if word in listed:
+                    found[word] += 1
+    return found
+
+
+@exit_on_data_error
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     args = parser.parse_args()
-    path = args.data_dir / DATASET
-    if not path.is_file():
-        print(f"no data at {path}: set --data-dir or CONTENTSTREAM_DATA_DIR", file=sys.stderr)
-        return 1
-    tune, held = split_rows(list(read_jsonl(path)))
+    rows = load_rows(args.data_dir / DATASET, {"text": str, "keywords": list})
+    tune, held = split_rows(rows)
     print(f"tuning rows {len(tune)}, held-out rows {len(held)}")
+    inside = predicate_words_in_keywords(tune)
+    if inside:
+        print("zh_predicate_words.txt words inside CSL keywords:", dict(inside.most_common(10)))
 
     words = boundary_words(tune)
     header = (
