@@ -105,6 +105,8 @@ bench-quick:
 train: install-python ## retrain the shipped models from ../shared/data
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_sentiment.py
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_entities.py
+	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_sentiment_en.py
+	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_entities_en.py
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_summary_ranker.py
 
 clean:

@@ -4,8 +4,9 @@ Chinese (and mixed) text goes through a character-level BIO linear-chain CRF: ha
 n-gram, character-class and gazetteer features (``analyzers.ner_features``) scored by a
 weight table trained by ``scripts/train_entities.py``, then constrained Viterbi over the
 candidate regions only (``analyzers.viterbi``). Everything per batch is numpy; the only
-per-entity Python work is building the result objects. English text gets a small
-capitalisation heuristic; other languages get no entities.
+per-entity Python work is building the result objects. English text goes through a
+token-level CRF trained on CoNLL-2003 (``analyzers.entities_en``; a capitalisation
+heuristic when its weights are absent); other languages get no entities.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzers import segmentation
+from analyzers.entities_en import EnglishEntityTagger
 from analyzers.ner_features import (
     PAD,
     FeatureExtractor,
@@ -34,6 +36,8 @@ from schemas.results import Entity
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "entities"
 WEIGHTS_FILE = "weights.npz"
+# The English CRF (analyzers.entities_en) lives beside the Chinese model's folder.
+EN_MODEL_DIRNAME = "entities_en"
 
 # Characters featurised per numpy pass: bounds the temporary arrays (a few MB) while
 # keeping per-call overhead small for batches of short texts.
@@ -228,9 +232,15 @@ class EntityRecognizer:
 
     name = "entities"
 
-    def __init__(self, tagger: ChineseEntityTagger, version: str) -> None:
+    def __init__(
+        self,
+        tagger: ChineseEntityTagger,
+        version: str,
+        english: EnglishEntityTagger | None = None,
+    ) -> None:
         self.tagger = tagger
         self.version = version
+        self.english = english
 
     @classmethod
     def load(cls, model_dir: Path | None = None, *, margin: float = 6.0) -> EntityRecognizer:
@@ -241,7 +251,16 @@ class EntityRecognizer:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         tagger = ChineseEntityTagger.from_arrays(arrays, margin)
-        return cls(tagger, f"crf-{digest}")
+        version = f"crf-{digest}"
+        # Without English weights (an old model folder) English falls back to the heuristic.
+        en_path = path.parent.parent / EN_MODEL_DIRNAME / WEIGHTS_FILE
+        english = None
+        if en_path.is_file():
+            en_raw = en_path.read_bytes()
+            with np.load(en_path, allow_pickle=False) as data:
+                english = EnglishEntityTagger.from_arrays({k: data[k] for k in data.files})
+            version += "+en-" + hashlib.sha256(en_raw).hexdigest()[:8]
+        return cls(tagger, version, english)
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Entity]]:
         if len(texts) != len(languages):
@@ -252,11 +271,12 @@ class EntityRecognizer:
         for i, spans in zip(zh_index, zh_spans, strict=True):
             text = texts[i]
             results[i] = [Entity(text=text[s:e], type=kind, start=s, end=e) for s, e, kind in spans]
-        for i, lang in enumerate(languages):
-            if lang == "en":
-                text = texts[i]
-                results[i] = [
-                    Entity(text=text[s:e], type=kind, start=s, end=e)
-                    for s, e, kind in english_entities(text)
-                ]
+        en_index = [i for i, lang in enumerate(languages) if lang == "en"]
+        if self.english is not None:
+            en_spans = self.english.spans_batch([texts[i] for i in en_index])
+        else:
+            en_spans = [english_entities(texts[i]) for i in en_index]
+        for i, spans in zip(en_index, en_spans, strict=True):
+            text = texts[i]
+            results[i] = [Entity(text=text[s:e], type=kind, start=s, end=e) for s, e, kind in spans]
         return results

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from analyzers.sentiment_en import MODEL_FILE as EN_NGRAM_FILE
+from analyzers.sentiment_en import EnglishNgramModel
 from analyzers.sentiment_lexicon import (
     REVIEW_LEXICON_FILE,
     VADER_LEXICON_FILE,
@@ -37,6 +39,9 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sentiment"
 ZH_MODEL_FILE = "zh_char_ngram.npz"
 EN_MODEL_FILE = "en_words_lexicon.npz"
 _WEIGHT_FILES = (ZH_MODEL_FILE, EN_MODEL_FILE, VADER_LEXICON_FILE, REVIEW_LEXICON_FILE)
+# The English n-gram model (analyzers.sentiment_en, scripts/train_sentiment_en.py); the
+# older word/lexicon model in this folder answers for English only when it is absent.
+DEFAULT_EN_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sentiment_en"
 
 # Bounds the feature arrays of one vectorised call: texts are processed in chunks of
 # about this many characters.
@@ -196,10 +201,12 @@ class EnglishWordLexiconModel:
         return _probability(logits, self.temperature)
 
 
-def weights_version(model_dir: Path) -> str:
+def weights_version(model_dir: Path, *extra: Path) -> str:
     digest = hashlib.sha256()
     for name in _WEIGHT_FILES:
         digest.update((model_dir / name).read_bytes())
+    for path in extra:
+        digest.update(path.read_bytes())
     return "linear-" + digest.hexdigest()[:8]
 
 
@@ -217,7 +224,7 @@ class SentimentAnalyzer:
         self,
         *,
         zh: ChineseCharNgramModel,
-        en: EnglishWordLexiconModel,
+        en: EnglishWordLexiconModel | EnglishNgramModel,
         version: str,
         neutral: NeutralRule | None = None,
     ) -> None:
@@ -231,10 +238,20 @@ class SentimentAnalyzer:
         """The committed default model (or one in ``model_dir``); reads files, no network."""
         directory = model_dir or DEFAULT_MODEL_DIR
         lexicon = EnglishLexicon.load(directory)
+        en_path = directory / EN_NGRAM_FILE
+        if not en_path.is_file() and model_dir is None:
+            en_path = DEFAULT_EN_MODEL_DIR / EN_NGRAM_FILE
+        en: EnglishWordLexiconModel | EnglishNgramModel
+        if en_path.is_file():
+            en = EnglishNgramModel.load(en_path, lexicon)
+            version = weights_version(directory, en_path)
+        else:
+            en = EnglishWordLexiconModel.load(directory / EN_MODEL_FILE, lexicon)
+            version = weights_version(directory)
         return cls(
             zh=ChineseCharNgramModel.load(directory / ZH_MODEL_FILE),
-            en=EnglishWordLexiconModel.load(directory / EN_MODEL_FILE, lexicon),
-            version=weights_version(directory),
+            en=en,
+            version=version,
         )
 
     @staticmethod

@@ -19,7 +19,15 @@ import orjson
 
 from evaluation.data import default_data_dir
 
-TASKS = ("language", "sentiment", "keywords", "summary", "entities")
+TASKS = (
+    "language",
+    "sentiment",
+    "sentiment_en",
+    "keywords",
+    "summary",
+    "entities",
+    "entities_en",
+)
 
 
 def _skipped(task: str, note: str) -> dict[str, Any]:
