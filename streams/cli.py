@@ -1,4 +1,4 @@
-"""The ``contentstream`` command: worker, produce, tail, replay, lag, analyze, settings."""
+"""The ``contentstream`` command: worker, produce, tail, replay, lag, analyze, api, settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("worker", "produce", "tail", "replay", "lag", "analyze", "settings")
+COMMANDS = ("worker", "produce", "tail", "replay", "lag", "analyze", "api", "settings")
+# Commands whose module is not streams.commands.<name>.
+MODULES = {"api": "streams.api.command"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
+        module_name = MODULES.get(name, f"streams.commands.{name}")
         try:
-            module = importlib.import_module(f"streams.commands.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"streams.commands.{name}":
+            if exc.name == module_name:
                 continue
             raise
         module.register(subparsers)

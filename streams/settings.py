@@ -301,6 +301,51 @@ class Settings(BaseSettings):
         default=100_000, ge=1, description="Entries in the in-process store without Redis."
     )
 
+    # --- HTTP API (contentstream api, streams/api) --------------------------------------
+    api_host: str = Field(
+        default="127.0.0.1", description="Address the HTTP API listens on (0.0.0.0 in containers)."
+    )
+    api_port: int = Field(default=8080, ge=0, description="Port of the HTTP API.")
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="JSON or YAML file mapping SHA-256 hashes (hex) of API keys to "
+        '{"tenant": ..., "requests_per_s": ..., "texts_per_s": ...}; the API refuses to '
+        "start without it.",
+    )
+    api_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Larger request bodies answer 413."
+    )
+    api_max_texts: int = Field(
+        default=256, ge=1, description="Most texts (or events) in one request; more answer 413."
+    )
+    api_max_texts_in_flight: int = Field(
+        default=512,
+        ge=1,
+        description="Texts in analysis at once in one API process; a request past it answers "
+        "503 with Retry-After at once instead of queueing.",
+    )
+    api_tenant_max_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of CONTENTSTREAM_API_MAX_TEXTS_IN_FLIGHT one tenant may hold, so "
+        "one tenant's flood leaves room for the others.",
+    )
+    api_request_timeout_s: float = Field(
+        default=15.0, gt=0, description="Deadline of one request; past it 504 naming the stage."
+    )
+    api_requests_per_s: float = Field(
+        default=50.0, gt=0, description="Default per-tenant request rate (all replicas)."
+    )
+    api_texts_per_s: float = Field(
+        default=500.0, gt=0, description="Default per-tenant rate of texts or events."
+    )
+    api_burst_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Burst allowance of the per-tenant limits, in seconds of their rate.",
+    )
+
     # --- Operations -------------------------------------------------------------------
     web_host: str = Field(
         default="127.0.0.1",
