@@ -98,7 +98,8 @@ def _is_full_stop_boundary(text: str, dot: int, end: int) -> bool:
     if after.isspace():
         # Not ``text[end:].lstrip()``: copying the rest of the text at every full stop
         # is quadratic in the number of sentences.
-        after_space = _SPACE_RUN.match(text, end).end()
+        run = _SPACE_RUN.match(text, end)
+        after_space = run.end() if run is not None else end
         following = text[after_space : after_space + 1]
         if following and following.isascii() and following.islower():
             return False
