@@ -17,6 +17,10 @@ from schemas.errors import AnalysisFailed, ContentStreamError, InternalError, St
 from schemas.events import AnalysisName, ContentEvent
 
 
+# Codes in a result's errors that still leave it complete (see worth_remembering).
+_COMPLETE_AS_BOUNDED = frozenset({"RESULT_TRUNCATED"})
+
+
 def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
@@ -74,8 +78,10 @@ def worth_remembering(result: dict[str, Any]) -> bool:
     """Whether a published result may be reused for a repeat of its text: only a
     complete analysis. A stage that failed may succeed next time (a timeout, a pool
     restart), and one that fails for the text itself is cheap to fail again; either
-    way a repeat must not inherit a failure that a fix or a retry would have avoided."""
-    return not result["errors"]
+    way a repeat must not inherit a failure that a fix or a retry would have avoided.
+    A field cut to its configured bound (RESULT_TRUNCATED) is no failure: the same
+    text is cut the same way."""
+    return all(error.get("code") in _COMPLETE_AS_BOUNDED for error in result["errors"])
 
 
 def reuse_result(stored: bytes, event: ContentEvent) -> bytes | None:

@@ -103,6 +103,7 @@ class ContentWorker:
         self.metrics = WorkerMetrics()
         self.metrics.in_flight_limit.set(settings.in_flight_limit)
         factory = pipeline_factory or resolve_pipeline_factory(settings)
+        self._given_factory = pipeline_factory
         self.pool = AnalysisPool(
             factory,
             processes=settings.effective_pool_processes,
@@ -339,11 +340,44 @@ class ContentWorker:
         log.info("analyzers ready: %s", self.pool.versions)
         self.metrics.up.set(1)
         self._ready.set()
+        # SIGHUP: swap the analyzer processes onto the model now at the configured paths.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_reload)
         from streams.http_server import start_http_server
 
         self._http = await start_http_server(self)
 
+    def request_reload(self) -> None:
+        log.info("SIGHUP received: reloading the analyzer models")
+        task = asyncio.ensure_future(self._reload_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_quietly(self) -> None:
+        await self.reload_models()  # logs its own outcome
+
+    async def reload_models(self) -> bool:
+        """Re-read the model path settings and swap the pool's processes onto them, one
+        by one (streams/analysis_pool.py); False, with one line logged, if the new
+        model does not load (the old one keeps serving)."""
+        try:
+            factory = self._given_factory or resolve_pipeline_factory(self._reread_settings())
+        except Exception as exc:  # invalid settings: a ValidationError or ConfigurationError
+            log.error(
+                "model reload failed, still serving %s: %s",
+                self.pool.versions,
+                str(exc).replace("\n", " "),
+            )
+            return False
+        return await self.pool.reload(factory)
+
+    def _reread_settings(self) -> Settings:
+        fresh = Settings()
+        fields = ("sentiment_model", "entities_model", "sentiment_backend", "entities_backend")
+        return self.settings.model_copy(update={name: getattr(fresh, name) for name in fields})
+
     async def shutdown(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for task in self._background:
             task.cancel()
         for task in self._background:

@@ -32,6 +32,21 @@ REJECTIONS = [
     (b'{"id": "1", "text": "x", "extra": 1}', ErrorCode.INVALID_EVENT),
     (b'{"id": "1", "text": "x", "analyses": ["nope"]}', ErrorCode.UNKNOWN_ANALYSIS),
     (b'{"id": "1", "text": "x", "schema_version": 2}', ErrorCode.UNSUPPORTED_VERSION),
+    # Strict types: lax validation turned these into id 1 / version 1.
+    (b'{"id": true, "text": "x"}', ErrorCode.INVALID_EVENT),
+    (b'{"id": 1.0, "text": "x"}', ErrorCode.INVALID_EVENT),
+    (b'{"id": 18446744073709551616, "text": "x"}', ErrorCode.INVALID_EVENT),
+    (b'{"id": "1", "text": "x", "schema_version": true}', ErrorCode.UNSUPPORTED_VERSION),
+    (b'{"id": "1", "text": "x", "schema_version": 1.0}', ErrorCode.UNSUPPORTED_VERSION),
+    # metadata nested past the limit (default 32; 300 is past what orjson can write).
+    (
+        b'{"id": "1", "text": "x", "metadata": ' + b'{"a": ' * 33 + b"1" + b"}" * 34,
+        ErrorCode.METADATA_TOO_LARGE,
+    ),
+    (
+        b'{"id": "1", "text": "x", "metadata": {"a": ' + b"[" * 300 + b"]" * 300 + b"}}",
+        ErrorCode.METADATA_TOO_LARGE,
+    ),
 ]
 
 
@@ -53,6 +68,24 @@ def test_valid_event_decodes_with_defaults() -> None:
     assert event.source == "unknown"
     assert [a.value for a in event.analyses or []] == ["sentiment"]
     assert event.produced_at is not None and event.produced_at.year == 2026
+
+
+def test_metadata_bounds_are_configurable_and_inclusive() -> None:
+    decoder = EventDecoder(
+        max_payload_bytes=10_000, max_text_chars=100, max_metadata_depth=3, max_metadata_bytes=20
+    )
+    assert decoder.decode(b'{"id": 1, "text": "x", "metadata": {"a": {"b": [1]}}}').metadata
+    for metadata in (b'{"a": {"b": [[]]}}', b'{"a": "' + b"x" * 20 + b'"}'):
+        with pytest.raises(EventRejected) as info:
+            decoder.decode(b'{"id": 1, "text": "x", "metadata": ' + metadata + b"}")
+        assert info.value.code == ErrorCode.METADATA_TOO_LARGE
+    # 20 bytes exactly is allowed: {"a":"xxxxxxxxxxxx"}
+    assert decoder.decode(b'{"id": 1, "text": "x", "metadata": {"a": "' + b"x" * 12 + b'"}}')
+
+
+def test_empty_analyses_mean_the_default_set() -> None:
+    event = DECODER.decode(b'{"id": 1, "text": "x", "analyses": []}')
+    assert event.analyses is None
 
 
 def test_peek_event_id_reads_ids_of_rejected_payloads() -> None:
