@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hostile_records import Engine
+from test_untrusted_records import Engine
 
 from schemas.dead_letter import HEADER_NAMES, DeadLetter
 from schemas.errors import EventRejected
