@@ -52,7 +52,8 @@ def test_units_come_back_in_text_order() -> None:
     ],
 )
 def test_summary_drops_a_leading_bullet_or_unclosed_quote(text: str, starts_with: str) -> None:
-    summarizer = Summarizer(max_chars=30, min_target_chars=10, max_units=1)
+    # The first clause is chosen (position only), whatever the shipped weights prefer.
+    summarizer = Summarizer(max_chars=30, min_target_chars=10, max_units=1, weights=_only("head"))
     (summary,) = summarizer.analyze_batch([text], ["zh"])
     assert summary.startswith(starts_with)
     assert summary.strip('"“”') in text
@@ -117,8 +118,13 @@ def test_shipped_ranker_is_loaded_and_versioned() -> None:
     assert model["features"] == list(FEATURES)
     summarizer = Summarizer()
     assert summarizer.version == VERSION
-    assert VERSION.startswith("extractive-4-")
+    assert VERSION.startswith("extractive-5-")
     assert Summarizer(ranker=False).version == "extractive-2"
+
+
+def _only(feature: str) -> list[float]:
+    """Weights that score by one feature alone."""
+    return [1.0 if name == feature else 0.0 for name in FEATURES]
 
 
 def _dot(rows: list[list[float]], weights: list[float]) -> list[float]:
@@ -126,13 +132,15 @@ def _dot(rows: list[list[float]], weights: list[float]) -> list[float]:
 
 
 def test_ranker_scores_are_the_feature_rows_times_the_weights() -> None:
-    weights = [0.3, -0.2, 0.5, 0.7, -0.4]
+    weights = [0.3, -0.2, 0.5, 0.7, -0.4, 0.25, -0.35, 0.45, -0.15, 0.6, -0.8, 0.9, 0.2]
+    assert len(weights) == len(FEATURES)
     with_digits = (
         "5月29日，最高法发布3个典型案例，指导法院加大惩治力度："
         "一、小学老师性侵女童被执行死刑；二、继母虐待女童被判重刑。"
     )
     no_digits = "国家统计局今天发布数据，消费贡献率继续提高，专家认为全年目标有望实现。"
-    for text in (with_digits, no_digits):
+    cues = "本文针对“离散”模型，提出了一种分析方法。研究表明，该方法有效，可。"
+    for text in (with_digits, no_digits, cues):
         units = _units(text, "zh")
         expected = _dot(unit_features(text, units), weights)
         assert Summarizer._ranked(text, units, weights) == pytest.approx(expected)
@@ -141,12 +149,12 @@ def test_ranker_scores_are_the_feature_rows_times_the_weights() -> None:
 def test_ranker_picks_by_its_weights_and_keeps_text_order() -> None:
     text = "开头一句话，" + "这一句比较长一些而且包含很多字，" + "结尾。" + "补充" * 20
     # Only "head" counts: the first clause wins.
-    (lead,) = Summarizer(max_units=1, weights=[1, 0, 0, 0, 0]).analyze_batch([text], ["zh"])
+    (lead,) = Summarizer(max_units=1, weights=_only("head")).analyze_batch([text], ["zh"])
     assert lead == "开头一句话"
     # Only length counts: the longest clause wins.
-    (longest,) = Summarizer(max_units=1, weights=[0, 1, 0, 0, 0]).analyze_batch([text], ["zh"])
+    (longest,) = Summarizer(max_units=1, weights=_only("chars")).analyze_batch([text], ["zh"])
     assert longest == "补充" * 20
-    (two,) = Summarizer(max_units=2, weights=[1, 0, 0, 0, 0]).analyze_batch([text], ["zh"])
+    (two,) = Summarizer(max_units=2, weights=_only("head")).analyze_batch([text], ["zh"])
     assert two == "开头一句话，这一句比较长一些而且包含很多字"
 
 
