@@ -2,6 +2,7 @@
 #   make demo    install, start Kafka + Redis, run a worker on the examples, print, stop
 #   make test    install, start services, lint, the whole test suite, stop services
 #   make eval    score the analyzers on ../shared/data dev splits
+#   make train   retrain every shipped model from ../shared/data (prints time, dev figures)
 #   make bench   benchmarks against the local services (bench/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -89,7 +90,7 @@ demo: install ## run a worker on examples/ against local services, print, stop
 	if [ $$was_up -eq 0 ]; then $(SERVICES) stop || true; fi; \
 	exit $$status
 
-eval: install-python ## analyzer quality on ../shared/data dev splits
+eval: install-python ## every analysis's quality on ../shared/data dev splits
 	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) -m evaluation
 
 bench: install ## benchmarks (bench/README.md); QUICK=1 for the short mode
@@ -102,12 +103,24 @@ bench: install ## benchmarks (bench/README.md); QUICK=1 for the short mode
 bench-quick:
 	$(MAKE) bench QUICK=1
 
-train: install-python ## retrain the shipped models from ../shared/data
-	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_sentiment.py
-	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_entities.py
-	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_sentiment_en.py
-	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_entities_en.py
-	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) scripts/train_summary_ranker.py
+# Every script that writes a shipped model, in order. Each prints its own dev figures; a
+# missing or malformed data file stops it with one line naming the file (exit 2).
+TRAIN_SCRIPTS := scripts/train_sentiment.py scripts/train_entities.py \
+	scripts/train_sentiment_en.py scripts/train_entities_en.py \
+	scripts/train_summary_ranker.py scripts/build_keyword_resources.py
+
+train: install-python ## retrain every shipped model from ../shared/data; prints times, dev figures
+	@started=$$(date +%s); \
+	for script in $(TRAIN_SCRIPTS); do \
+	  echo "== $$script"; \
+	  t0=$$(date +%s); \
+	  CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) $$script; \
+	  echo "== $$script took $$(( $$(date +%s) - t0 )) s"; \
+	done; \
+	trained=$$(( $$(date +%s) - started )); \
+	echo "== dev figures of every analysis (python -m evaluation)"; \
+	CONTENTSTREAM_DATA_DIR=$(DATA_DIR) $(PY) -m evaluation; \
+	echo "== make train: training $$trained s, with evaluation $$(( $$(date +%s) - started )) s"
 
 clean:
 	rm -rf .services .pytest_cache .mypy_cache .ruff_cache bench/results build *.egg-info

@@ -1,8 +1,9 @@
 """``python -m evaluation``: scores every analyzer on the held-out labelled data.
 
 Runs ``evaluate(data_dir) -> list[dict]`` of each ``evaluation.<task>`` module that exists
-(rows: task, dataset, metric, value, n) and prints one markdown table. Without the data
-folder it prints why and exits 0 with "skipped" rows, so CI on a fresh clone stays green.
+(rows: task, dataset, metric, value, n) and prints one markdown table, with the seconds
+each task took. ``make eval`` runs it; ``make train`` runs it after retraining. Without
+the data folder it prints why and exits 0 with "skipped" rows, so CI on a fresh clone stays green.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ def run_task(task: str, data_dir: Path) -> list[dict[str, Any]]:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| task | dataset | metric | value | n | note |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| task | dataset | metric | value | n | s | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         value = row.get("value")
         shown = (
@@ -66,7 +70,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         )
         lines.append(
             f"| {row.get('task', '')} | {row.get('dataset', '')} | {row.get('metric', '')} | "
-            f"{shown} | {row.get('n', '')} | {row.get('note', '')} |"
+            f"{shown} | {row.get('n', '')} | {row.get('seconds', '')} | {row.get('note', '')} |"
         )
     return "\n".join(lines)
 
