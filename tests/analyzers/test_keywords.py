@@ -171,3 +171,73 @@ def test_extract_equals_analyze_batch() -> None:
     batch = extractor.analyze_batch(texts, languages)
     assert [extractor.extract(t, lang) for t, lang in zip(texts, languages, strict=True)] == batch
     assert all(0.0 < k.weight <= 1.0 for k in batch[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # aspect particle after the phrase: a predicate, not a term
+        ("阿里巴巴集团今天在杭州发布了新一代人工智能模型。", "杭州发布"),
+        ("清华大学的研究人员参与了评测。", "人员参与"),
+        # a name and the verb or the number after it
+        ("酒店离西湖步行十分钟。", "西湖步行"),
+        ("李明回到成都开了一家咖啡馆。", "成都开"),
+        # a number word leading a verb
+        ("文物真的太震撼了，值得一去！", "一去"),
+        # a number or measure word inside the phrase
+        ("暴雨导致广州多条地铁线路停运。", "广州多条地铁"),
+        # opinion words and potential complements
+        ("房间隔音很差，晚上根本睡不着。", "睡不着"),
+        ("这家餐厅价格实惠，强烈推荐！", "强烈推荐"),
+    ],
+)
+def test_zh_candidates_are_terms_not_clause_fragments(text: str, fragment: str) -> None:
+    found = kw.zh_candidates(text, kw.load_resources())
+    assert fragment not in found.candidates
+    (keywords,) = KeywordExtractor(top_k=20).analyze_batch([text], ["zh"])
+    assert fragment not in {k.text for k in keywords}
+
+
+def test_zh_terms_survive_the_context_rules() -> None:
+    text = (
+        "阿里巴巴集团今天在杭州发布了新一代人工智能模型，清华大学和浙江大学的研究人员参与了评测。"
+    )
+    found = kw.zh_candidates(text, kw.load_resources())
+    for term in ("人工智能", "人工智能模型", "清华大学", "浙江大学", "研究人员", "杭州"):
+        assert term in found.candidates, term
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "unwanted"),
+    [
+        (
+            "Terrible experience. The package arrived broken, customer support never "
+            "answered, and the refund took six weeks.",
+            {"customer support", "package", "refund"},
+            {"refund took six", "customer support never", "package arrived broken", "weeks"},
+        ),
+        (
+            "Microsoft announced on Tuesday that it will open a new research lab in London. "
+            "Satya Nadella said the lab will focus on climate modelling.",
+            {"research lab", "London", "Satya Nadella", "climate modelling"},
+            {"microsoft announced", "tuesday", "new research lab"},
+        ),
+        (
+            "The hotel room was spotless and the location near Central Park could not be better.",
+            {"hotel room", "Central Park", "location"},
+            {"location near central", "spotless", "better"},
+        ),
+    ],
+)
+def test_english_keyphrases_are_noun_phrases(
+    text: str, wanted: set[str], unwanted: set[str]
+) -> None:
+    (keywords,) = KeywordExtractor(top_k=10).analyze_batch([text], ["en"])
+    texts = {k.text for k in keywords}
+    assert wanted <= texts, texts
+    assert not unwanted & {t.lower() for t in texts}, texts
+
+
+def test_english_chunker_classes() -> None:
+    chunks = kw.en_noun_phrases("Just finished reading the new novel; the ending is worth it.")
+    assert [[token for token, _ in chunk] for chunk in chunks] == [["novel"], ["ending"]]
