@@ -50,6 +50,8 @@ class ApiState:
     default_texts_per_s: float
     burst_s: float
     readiness: Callable[[], dict[str, Any]]
+    max_texts: int = 256
+    max_text_chars: int = 100_000
 
     def limits(self, tenant: Tenant) -> Limits:
         return Limits(
@@ -220,7 +222,7 @@ def create_app(
     @app.post(
         "/v1/analyze",
         summary="Analyse one text or a batch, now",
-        openapi_extra=_body_doc("AnalyzeRequest"),
+        openapi_extra=_body_doc("AnalyzeOne", "AnalyzeBatch"),
         responses={
             200: _doc("AnalyzeResponse", "One AnalysisResult (or error) per text, in order."),
             **{s: errors[s] for s in (400, 401, 413, 415, 422, 429, 503, 504)},
@@ -262,7 +264,7 @@ def create_app(
         "/v1/events",
         summary="Produce one ContentEvent or a batch to the raw topic",
         status_code=202,
-        openapi_extra=_body_doc("ContentEvent", batch=True),
+        openapi_extra=_body_doc("ContentEvent", batch=state.max_texts),
         responses={
             202: _doc("EventsAccepted", "Every event is in Kafka (acks=all)."),
             **{s: errors[s] for s in (400, 401, 403, 413, 415, 422, 429, 503, 504)},
@@ -314,6 +316,10 @@ def create_app(
                 doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(doc.pop("$defs", {}))
                 components[model.__name__] = doc
+            # The limits of this deployment, so that what the document admits is admitted.
+            components["AnalyzeBatch"]["properties"]["texts"]["maxItems"] = state.max_texts
+            for name in ("AnalyzeOne", "ContentEvent"):
+                components[name]["properties"]["text"]["maxLength"] = state.max_text_chars
             schema["components"]["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer"}
             }
@@ -334,10 +340,15 @@ def _doc(model: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": _ref(model)}}}
 
 
-def _body_doc(model: str, *, batch: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = _ref(model)
+def _body_doc(*models: str, batch: int = 0) -> dict[str, Any]:
+    """A JSON request body of one of ``models`` (or, with ``batch``, an array of up to
+    that many of the one model)."""
+    schema: dict[str, Any] = _ref(models[0])
+    if len(models) > 1:
+        schema = {"oneOf": [_ref(m) for m in models]}
     if batch:
-        schema = {"oneOf": [schema, {"type": "array", "items": _ref(model), "minItems": 1}]}
+        array = {"type": "array", "items": _ref(models[0]), "minItems": 1, "maxItems": batch}
+        schema = {"oneOf": [schema, array]}
     return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 

@@ -16,6 +16,8 @@ from schemas.results import AnalysisResult
 
 
 class AnalyzeText(BaseModel):
+    """One text of a batch, with its own id and options."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: EventId | None = Field(default=None, description="Echoed in the result; default: index.")
@@ -26,23 +28,39 @@ class AnalyzeText(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-class AnalyzeRequest(BaseModel):
-    """One text (``text``) or a batch (``texts``: strings or text objects); the tenant is
-    the API key's."""
+class AnalyzeOne(BaseModel):
+    """One text; the tenant is the API key's. Invalid, it answers 422 with its code."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str | None = Field(default=None, description="One text (or give `texts`).")
-    texts: list[str | AnalyzeText] | None = Field(
-        default=None, description="A batch of texts, answered in this order."
-    )
-    id: EventId | None = Field(default=None, description="Id of the one `text`.")
+    text: str = Field(min_length=1, pattern=r"\S")
+    id: EventId | None = Field(default=None, description="Echoed in the result; default 0.")
     analyses: list[AnalysisName] | None = Field(
         default=None, description="Analyses to run; absent or [] = the configured default set."
     )
     language: str | None = Field(default=None, max_length=16, description="Language hint.")
     source: str | None = Field(default=None, max_length=256)
-    metadata: dict[str, Any] | None = Field(default=None, description="With the one `text`.")
+    metadata: dict[str, Any] | None = None
+
+
+class OneText(AnalyzeOne):
+    """AnalyzeOne as the API checks its envelope: the text's own checks are the
+    validator's (streams/decoding.py), with their dead-letter codes (EMPTY_TEXT, ...)."""
+
+    text: str  # type: ignore[assignment]
+
+
+class AnalyzeBatch(BaseModel):
+    """A batch, answered in this order; an invalid text gets its error in its place."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str | AnalyzeText] = Field(min_length=1)
+    analyses: list[AnalysisName] | None = Field(
+        default=None, description="Analyses for every text that names none."
+    )
+    language: str | None = Field(default=None, max_length=16, description="Language hint.")
+    source: str | None = Field(default=None, max_length=256)
 
 
 class ErrorDetail(BaseModel):
@@ -94,7 +112,8 @@ class ErrorBody(BaseModel):
 
 
 DOC_MODELS: tuple[type[BaseModel], ...] = (
-    AnalyzeRequest,
+    AnalyzeOne,
+    AnalyzeBatch,
     AnalyzeResponse,
     EventsAccepted,
     ErrorBody,

@@ -116,6 +116,8 @@ class ApiRuntime:
             default_texts_per_s=settings.api_texts_per_s,
             burst_s=settings.api_burst_s,
             readiness=self.readiness,
+            max_texts=settings.api_max_texts,
+            max_text_chars=settings.max_text_chars,
         )
         self._ready = False
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+from pydantic import BaseModel, ValidationError
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.content_hash import content_hash
@@ -31,6 +32,7 @@ from schemas.errors import (
 from schemas.events import AnalysisName, ContentEvent
 from streams.api._errors import ApiError, ApiErrorCode, rejection
 from streams.api._metrics import ApiMetrics
+from streams.api._models import AnalyzeBatch, OneText
 from streams.decoding import EventDecoder, readable_id
 from streams.dedup import DedupScope, dedup_key
 from streams.results import (
@@ -43,9 +45,8 @@ from streams.results import (
 
 log = logging.getLogger(__name__)
 
-# Top-level fields of a /v1/analyze body, and of one text object in it.
+# Top-level fields of a /v1/analyze body.
 _ANALYZE_FIELDS = frozenset({"text", "texts", "id", "analyses", "language", "source", "metadata"})
-_TEXT_FIELDS = frozenset({"id", "text", "analyses", "language", "source", "metadata"})
 HTTP_SOURCE = "http"
 
 
@@ -141,35 +142,32 @@ class AnalysisService:
         envelope, 413 for too many texts."""
         if not isinstance(body, dict):
             raise _invalid(f"the body must be a JSON object, got {_kind(body)}")
+        body = _present(body)
         unknown = sorted(set(body) - _ANALYZE_FIELDS)
         if unknown:
             raise _invalid(f"unknown fields: {', '.join(unknown)[:200]}")
         if ("text" in body) == ("texts" in body):
             raise _invalid("give either 'text' (one) or 'texts' (a list)")
-        common = {k: body[k] for k in ("analyses", "language", "source") if k in body}
-        if "text" in body:
-            payload = {"id": body.get("id", 0), "text": body["text"], **common}
-            if "metadata" in body:
-                payload["metadata"] = body["metadata"]
-            return [_Text(0, self._owned(payload, tenant))], True
-        if "id" in body or "metadata" in body:
-            raise _invalid("'id' and 'metadata' go in each text of 'texts'")
-        texts = body["texts"]
-        if not isinstance(texts, list):
-            raise _invalid(f"'texts' must be a list, got {_kind(texts)}")
-        if not texts:
-            raise _invalid("'texts' is empty")
-        if len(texts) > self.config.max_texts:
+        one = "text" in body
+        texts = body.get("texts")
+        if isinstance(texts, list) and len(texts) > self.config.max_texts:
             raise ApiError(
                 413,
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"{len(texts)} texts; at most {self.config.max_texts} in one request",
             )
+        _check_envelope(OneText if one else AnalyzeBatch, body)
+        common = {k: body[k] for k in ("analyses", "language", "source") if k in body}
+        if one:
+            payload = {"id": body.get("id", 0), "text": body["text"], **common}
+            if "metadata" in body:
+                payload["metadata"] = body["metadata"]
+            return [_Text(0, self._owned(payload, tenant))], True
+        assert isinstance(texts, list)
         items: list[_Text] = []
         for i, entry in enumerate(texts):
             if isinstance(entry, dict):
-                extra = set(entry) - _TEXT_FIELDS
-                payload = {**common, "id": i, **entry} if not extra else dict(entry)
+                payload = {**common, "id": i, **_present(entry)}
             else:
                 payload = {**common, "id": i, "text": entry}
             items.append(_Text(i, self._owned(payload, tenant)))
@@ -411,6 +409,26 @@ class KafkaEventSink:
         ]
         metadata = await asyncio.gather(*futures)
         return [(m.partition, m.offset) for m in metadata]
+
+
+def _check_envelope(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """422 unless ``body`` has the shape of ``model`` (the OpenAPI document's)."""
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors()
+        code = ErrorCode.INVALID_EVENT
+        if any("analyses" in e["loc"] for e in errors):
+            code = ErrorCode.UNKNOWN_ANALYSIS
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors[:5]
+        )
+        raise ApiError(422, code, f"malformed request: {detail}"[:1000]) from None
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without the ones set to null: null means "absent" in a request."""
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _invalid(message: str) -> ApiError:

@@ -125,6 +125,8 @@ class Harness:
             default_texts_per_s=texts_per_s,
             burst_s=1.0,
             readiness=lambda: {"ok": True},
+            max_texts=max_texts,
+            max_text_chars=1000,
         )
         self.app = create_app(self.state)
 

@@ -33,21 +33,28 @@ async def test_a_batch_answers_in_order_with_per_text_codes() -> None:
         "texts": [
             "one text",
             {"id": "x", "text": "  "},
-            {"text": "three", "analyses": ["bogus"]},
-            {"id": 7, "text": "four", "language": "en"},
+            {"text": "y" * 1001, "metadata": {"k": 1}},
+            {"id": 7, "text": "four", "language": "en", "source": None},
         ],
         "analyses": ["keywords", "summary"],
     }
     async with h.client() as c:
         r = await c.post("/v1/analyze", json=body, headers=auth())
+        bogus = await c.post(
+            "/v1/analyze",
+            json={"texts": ["a", {"text": "b", "analyses": ["bogus"]}]},
+            headers=auth(),
+        )
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x.get("id") for x in results] == [0, "x", 2, 7]
     assert results[1]["error"]["code"] == "EMPTY_TEXT"
-    assert results[2]["error"]["code"] == "UNKNOWN_ANALYSIS"
+    assert results[2]["error"]["code"] == "TEXT_TOO_LONG"
     assert results[3]["language"] == "en" and results[0]["sentiment"] is None
     AnalysisResult.model_validate(results[0])
     assert {r.text for r in h.analyzer.calls} == {"one text", "four"}
+    # The envelope is checked as a whole: an unknown analysis anywhere is the request's.
+    assert bogus.status_code == 422 and bogus.json()["error"]["code"] == "UNKNOWN_ANALYSIS"
 
 
 async def test_a_single_invalid_text_answers_422_with_its_dead_letter_code() -> None:
@@ -308,11 +315,16 @@ async def test_health_ready_metrics_and_openapi() -> None:
     assert health.json() == {"ok": True} and ready.status_code == 200
     assert set(spec["paths"]) >= {"/v1/analyze", "/v1/events", "/healthz", "/readyz", "/metrics"}
     schemas = spec["components"]["schemas"]
-    assert {"AnalyzeRequest", "AnalysisResult", "ContentEvent", "ErrorBody"} <= set(schemas)
+    assert {"AnalyzeOne", "AnalyzeBatch", "AnalysisResult", "ContentEvent"} <= set(schemas)
     body = spec["paths"]["/v1/analyze"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/AnalyzeRequest"
+        "oneOf": [
+            {"$ref": "#/components/schemas/AnalyzeOne"},
+            {"$ref": "#/components/schemas/AnalyzeBatch"},
+        ]
     }
+    assert schemas["AnalyzeBatch"]["properties"]["texts"]["maxItems"] == 64
+    assert schemas["AnalyzeOne"]["properties"]["text"]["maxLength"] == 1000
     text = metrics.text
     assert (
         'contentstream_api_requests_total{route="/v1/analyze",status="200",tenant="acme"} 1.0'
