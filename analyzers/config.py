@@ -36,6 +36,7 @@ class PipelineConfig:
     keywords_max_chars: int = 64
     summary_max_chars: int = 120
     entities_max_per_event: int = 1000
+    entities_max_chars: int = 100
     enabled: tuple[str, ...] = field(
         default=("language", "sentiment", "keywords", "summary", "entities")
     )

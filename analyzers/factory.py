@@ -52,7 +52,9 @@ def build_pipeline(config: PipelineConfig) -> AnalysisPipeline:
     stages: dict[AnalysisName, Analyzer[Any]] = {}
     enabled = set(config.enabled)
     if "keywords" in enabled:
-        stages[AnalysisName.KEYWORDS] = KeywordExtractor(top_k=config.keywords_top_k)
+        stages[AnalysisName.KEYWORDS] = KeywordExtractor(
+            top_k=config.keywords_top_k, max_chars=config.keywords_max_chars
+        )
     if "summary" in enabled:
         stages[AnalysisName.SUMMARY] = Summarizer(max_chars=config.summary_max_chars)
     if "sentiment" in enabled:
@@ -63,4 +65,9 @@ def build_pipeline(config: PipelineConfig) -> AnalysisPipeline:
         entities = _entities(config)
         if entities is not None:
             stages[AnalysisName.ENTITIES] = entities
-    return AnalysisPipeline(language=LanguageDetector(), stages=stages)
+    return AnalysisPipeline(
+        language=LanguageDetector(),
+        stages=stages,
+        max_entities=config.entities_max_per_event,
+        max_entity_chars=config.entities_max_chars,
+    )

@@ -23,6 +23,9 @@ Hierarchy (``retriable`` says whether trying the same thing again may succeed)::
     │                            (a bug, a value a library refused): INTERNAL_ERROR
     ├── ServiceUnavailable       Kafka / Redis / pool trouble (retriable)
     └── ConfigurationError       bad settings, missing model files: CONFIGURATION_ERROR
+
+RESULT_TRUNCATED is no exception: it marks a result field cut to its configured bound
+(a result's ``errors`` only; the rest of the result is complete).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class ErrorCode(StrEnum):
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     METADATA_TOO_LARGE = "METADATA_TOO_LARGE"
+    RESULT_TRUNCATED = "RESULT_TRUNCATED"
 
 
 class ContentStreamError(Exception):

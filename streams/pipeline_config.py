@@ -32,6 +32,9 @@ def pipeline_config(
         sentiment_transformers=transformers(settings.sentiment_model),
         entities_transformers=transformers(settings.entities_model),
         keywords_top_k=settings.keywords_top_k,
+        keywords_max_chars=settings.keywords_max_chars,
         summary_max_chars=settings.summary_max_chars,
+        entities_max_per_event=settings.entities_max_per_event,
+        entities_max_chars=settings.entities_max_chars,
         enabled=tuple(a.value for a in analyses),
     )

@@ -208,7 +208,23 @@ class Settings(BaseSettings):
         "PipelineConfig (your own analyzers); unset = the built-in pipeline.",
     )
     keywords_top_k: int = Field(default=10, ge=1, description="Keywords per event.")
-    summary_max_chars: int = Field(default=120, ge=10, description="Longest summary.")
+    keywords_max_chars: int = Field(
+        default=64,
+        ge=2,
+        description="Longest keyword in characters; longer candidates are dropped.",
+    )
+    summary_max_chars: int = Field(
+        default=120, ge=10, description="Longest summary in characters, whatever the text."
+    )
+    entities_max_per_event: int = Field(
+        default=1000,
+        ge=0,
+        description="Most entities in one result: the first by offset are kept and the cut is "
+        "reported in `errors` (RESULT_TRUNCATED).",
+    )
+    entities_max_chars: int = Field(
+        default=100, ge=2, description="Longest entity in characters; longer ones are dropped."
+    )
 
     # --- Concurrency and semantics ----------------------------------------------------
     pool_processes: int = Field(
