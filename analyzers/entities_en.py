@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +53,9 @@ _SENTENCE_END = frozenset({".", "!", "?"})
 
 # Atom columns of a token's row.
 A_NORM, A_EXACT, A_SHAPE, A_SHORT, A_P1, A_P2, A_P3, A_P4, A_S1, A_S2, A_S3, A_S4 = range(12)
-N_ATOMS = 12
+A_FINE, A_COARSE = 12, 13  # word clusters (0 when unknown)
+N_ATOMS = 14
+Clusters = Mapping[str, tuple[int, int]]
 _DIGIT = re.compile(r"\d")
 
 
@@ -85,7 +87,14 @@ def _short_shape(shape: str) -> str:
     return "".join(out)
 
 
-def token_atoms(word: str) -> tuple[int, ...]:
+def cluster_of(word: str, clusters: Clusters) -> tuple[int, int]:
+    """(fine, coarse) cluster ids + 1 of a word, trying its capitalised and lower-case
+    forms for words the cluster vocabulary has only in another case (headlines)."""
+    found = clusters.get(word) or clusters.get(word.capitalize()) or clusters.get(word.lower())
+    return (found[0] + 1, found[1] + 1) if found else (0, 0)
+
+
+def token_atoms(word: str, clusters: Clusters | None = None) -> tuple[int, ...]:
     """The hashed per-token attributes every feature template is built from."""
     norm = _DIGIT.sub("0", word.lower())
     shape = _shape(word)
@@ -99,7 +108,8 @@ def token_atoms(word: str) -> tuple[int, ...]:
         *(f"p{k}{norm[:k]}" for k in range(1, 5)),
         *(f"x{k}{norm[-k:]}" for k in range(1, 5)),
     ]
-    return tuple(stable_hash(p) for p in parts)
+    fine, coarse = cluster_of(word, clusters) if clusters else (0, 0)
+    return (*(stable_hash(p) for p in parts), fine, coarse)
 
 
 class AtomTable:
@@ -108,8 +118,9 @@ class AtomTable:
     The cache is bounded: when it is full it starts over, so hostile input with endless
     distinct tokens costs memory only up to the bound."""
 
-    def __init__(self, capacity: int = 200_000) -> None:
+    def __init__(self, capacity: int = 200_000, clusters: Clusters | None = None) -> None:
         self.capacity = capacity
+        self.clusters = clusters
         self._index: dict[str, int] = {}
         # Row 0 is the sentinel token between texts (all atoms zero).
         self._rows = np.zeros((1024, N_ATOMS), dtype=np.uint64)
@@ -133,7 +144,7 @@ class AtomTable:
             grown[: self._size] = self._rows[: self._size]
             self._rows = grown
         row = self._size
-        self._rows[row] = token_atoms(token)
+        self._rows[row] = token_atoms(token, self.clusters)
         self._index[token] = row
         self._size += 1
         return row
@@ -323,6 +334,16 @@ class EnglishFeatures:
             _hash_key(127, n[-1], sh[0]),
             _hash_key(128, sh[0], n[1]),
         ]
+        if self.table.clusters:
+            fine, coarse = a[:, A_FINE], a[:, A_COARSE]
+            cols += [
+                _hash_key(129, fine),
+                _hash_key(130, _shift(fine, -1)),
+                _hash_key(131, _shift(fine, 1)),
+                _hash_key(132, coarse, sh[0]),
+                _hash_key(133, _shift(coarse, -1), coarse, _shift(coarse, 1)),
+                _hash_key(134, coarse, n[-1]),
+            ]
         return cols
 
 
@@ -358,7 +379,12 @@ class EnglishEntityTagger:
             transitions=arrays["transitions"].astype(np.float32),
             margin=margin,
         )
-        return cls(EnglishFeatures(gazetteer), weights, decoder)
+        clusters = None
+        if "cluster_words" in arrays:
+            names = arrays["cluster_words"].astype(np.uint8).tobytes().decode("utf-8").split("\n")
+            ids = arrays["cluster_ids"].astype(np.int64).tolist()
+            clusters = {w: (f, c) for w, (f, c) in zip(names, ids, strict=True)}
+        return cls(EnglishFeatures(gazetteer, AtomTable(clusters=clusters)), weights, decoder)
 
     def tag_indices(self, tokens: Tokens) -> I64:
         emissions = self.weights.emissions(self.features.key_columns(tokens))

@@ -2,8 +2,9 @@
 
 Chinese: logistic regression over hashed character 1..n-grams (TF-IDF), trained on
 ~120k labelled reviews (see models/sentiment/MODEL_CARD.md). English: logistic
-regression over negation-marked word uni/bigrams plus VADER-style lexicon scores,
-so that it carries beyond its small phone-review training set.
+regression over negation-scoped word uni/bigrams plus VADER-style lexicon scores, trained
+on SST-2, IMDB and UCI Amazon with news sentences as neutral anchors
+(``analyzers.sentiment_en``, models/sentiment_en/MODEL_CARD.md).
 
 Both models are binary. Their probability of "positive", calibrated by a temperature
 fitted on held-out data, is turned into three classes by giving the neutral class the

@@ -42,7 +42,7 @@ NEWS_MIN_TOKENS = 8
 # The families whose mean is the English target (both sentence-level).
 REPORTED_MEAN = ("sst2_sentences", "uci_amazon")
 
-_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def imdb_rows(root: Path) -> list[EnText]:
     rows = load_rows(root / IMDB_FILE, {"text": str, "label": int})
     out = []
     for r in rows:
-        text = _HTML_BREAK.sub(" ", r["text"])
+        text = HTML_BREAK.sub(" ", r["text"])
         out.append(EnText("imdb", text, int(r["label"]), _split(_bucket("imdb:" + text), 10, 5)))
     return out
 
