@@ -142,15 +142,19 @@ class ApiRuntime:
         from streams.security import redis_client_kwargs
 
         assert self.settings.redis_url is not None
-        # Short timeouts: a quota check waits at most this long for Redis before the
-        # local bucket answers instead.
-        return redis_asyncio.Redis.from_url(
+        # A quota check waits at most ~1 s for Redis before the local bucket answers. Not
+        # shorter: on a loaded host a busy event loop alone can make a healthy Redis look
+        # late, and each false alarm hands every replica a fresh local burst. A blocking
+        # pool: a burst of requests waits for one of its connections, not an outage.
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
             self.settings.redis_url,
-            socket_timeout=0.25,
-            socket_connect_timeout=0.25,
             max_connections=32,
+            timeout=1.0,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
             **redis_client_kwargs(self.settings),
         )
+        return redis_asyncio.Redis(connection_pool=pool)
 
     def readiness(self) -> dict[str, Any]:
         dedup = self.dedup

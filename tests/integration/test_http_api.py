@@ -250,14 +250,17 @@ async def test_two_api_processes_enforce_one_tenant_limit(
     clients = [httpx.AsyncClient(base_url=api.url, timeout=30) for api in apis]
     try:
         start = time.monotonic()
-        await asyncio.gather(*(hammer(c, start + seconds) for c in clients for _ in range(4)))
-        elapsed = time.monotonic() - start
+        await asyncio.gather(*(hammer(c, start + seconds) for c in clients for _ in range(6)))
     finally:
         for c in clients:
             await c.aclose()
-    expected = rate * burst_s + rate * elapsed
-    assert refused > len(allowed)  # the limit was really pressed
-    assert abs(len(allowed) - expected) <= 0.1 * expected, (len(allowed), expected)
+    # GCRA admits the burst at once, then one request every 1/rate: up to the last one
+    # admitted (timed on arrival of its answer, so a little late on a loaded machine).
+    expected = rate * burst_s + rate * (allowed[-1] - start)
+    assert refused > 0  # the limit was really pressed
+    for api in apis:  # Redis answered every check: no replica fell back to its own bucket
+        assert "Redis unavailable for quotas" not in api.log()
+    assert abs(len(allowed) - expected) <= 0.1 * expected, (len(allowed), expected, refused)
 
 
 async def test_redis_stopped_mid_test_falls_back_to_local_buckets(
