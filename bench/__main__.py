@@ -6,7 +6,8 @@ Suites: analysis (analysis-only limit), transport (worker with language only vs 
 plain aiokafka loop), e2e (full worker: saturation, latency at 100%/50%), tutorial
 (the seed tutorial's design), scaling (1 vs 2 workers), memory (peak RSS of the
 workers measured above), analyzers (bench/analyzers.py), model_stage
-(bench/model_stage.py). Needs Kafka (KAFKA_BOOTSTRAP_SERVERS) for all but analysis,
+(bench/model_stage.py), http (bench/http_api.py: the HTTP API vs its analysis-only
+limit and the tutorial's HTTP design). Needs Kafka (KAFKA_BOOTSTRAP_SERVERS) for all but analysis,
 analyzers and model_stage; REDIS_URL is optional (dedup then runs in-process).
 
 Prints one markdown table; writes bench/results/<suite>.json and summary.json.
@@ -45,6 +46,7 @@ SUITES = (
     "memory",
     "analyzers",
     "model_stage",
+    "http",
 )
 KAFKA_SUITES = {"transport", "e2e", "tutorial", "scaling", "memory"}
 READY_TIMEOUT_S = 300.0
@@ -159,6 +161,29 @@ def acceptance(results: dict[str, SuiteResult]) -> list[Check]:
             500,
             "ms",
             True,
+        ),
+        Check(
+            "HTTP batches of 32 / analysis-only limit",
+            ratio(
+                figure(results, "http", "api_batches_texts_per_s"),
+                figure(results, "http", "analysis_only_texts_per_s"),
+            ),
+            0.8,
+        ),
+        Check(
+            "HTTP one text, p99 at 50% of saturation",
+            figure(results, "http", "single_p99_ms_at_50%"),
+            50,
+            "ms",
+            True,
+        ),
+        Check(
+            "HTTP batches of 32 / tutorial HTTP design",
+            ratio(
+                figure(results, "http", "api_batches_texts_per_s"),
+                figure(results, "http", "tutorial_texts_per_s"),
+            ),
+            5.0,
         ),
         Check(
             "worker peak RSS (default analyzers)",
@@ -303,6 +328,41 @@ def model_stage_suite(quick: bool, results_dir: Path) -> SuiteResult:
         )
     for name, passed in report.get("targets", {}).items():
         result.rows.append((name, "PASS" if passed else "FAIL"))
+    return result
+
+
+def http_suite(quick: bool, results_dir: Path) -> SuiteResult:
+    """bench/http_api.py: the HTTP API against the analysis-only limit and the tutorial's
+    HTTP design, side by side in one run (loopback, bounded)."""
+    result = SuiteResult("http")
+    out = results_dir / "http.json"
+    args = [str(REPO_ROOT / "bench" / "http_api.py"), "--output", str(out)]
+    code, log = run_script(args + (["--quick"] if quick else []), 900.0 if quick else 2400.0)
+    if code != 0 or not out.is_file():
+        result.error = f"exit {code}: {log.strip().splitlines()[-1] if log.strip() else ''}"
+        return result
+    report = orjson.loads(out.read_bytes())
+    result.raw = report
+    labels = {
+        "analysis_only": "analysis-only limit, batches of 32 (texts/s)",
+        "api_batches": "POST /v1/analyze, batches of 32 (texts/s)",
+        "api_single_saturated": "POST /v1/analyze, one text, saturated (texts/s)",
+        "tutorial": "tutorial design, one text, thread pool (texts/s)",
+    }
+    for key, label in labels.items():
+        rate = report.get(key, {}).get("texts_per_s")
+        if rate is not None:
+            result.figures[f"{key}_texts_per_s"] = float(rate)
+            result.rows.append((label, f"{rate:,.0f}"))
+    paced = report.get("api_single_at_50%", {})
+    if paced:
+        result.figures["single_p99_ms_at_50%"] = float(paced["p99_ms"])
+        result.rows.append(
+            (
+                f"one text at 50% of saturation ({paced['rate_per_s']}/s): p50 / p99 (ms)",
+                f"{paced['p50_ms']} / {paced['p99_ms']}",
+            )
+        )
     return result
 
 
@@ -477,7 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = asyncio.run(run_suites(ctx, names))
     if "memory" in names:
         results["memory"] = memory_suite(results)
-    for name, run in (("analyzers", analyzers_suite), ("model_stage", model_stage_suite)):
+    for name, run in (
+        ("analyzers", analyzers_suite),
+        ("model_stage", model_stage_suite),
+        ("http", http_suite),
+    ):
         if name in names:
             print(f"[bench] measuring {name}", file=sys.stderr)
             t0 = time.monotonic()

@@ -191,6 +191,15 @@ def create_app(
                 response.headers["Retry-After"] = "1"
         route = request.scope.get("route")
         path = getattr(route, "path", "other")
+        if response.status_code >= 500:
+            # Never the headers: the Authorization header holds a key.
+            log.warning(
+                "%s %s answered %d",
+                request.method,
+                path,
+                response.status_code,
+                extra={"tenant": request.state.tenant, "status": response.status_code},
+            )
         state.metrics.requests.labels(
             route=path, status=str(response.status_code), tenant=request.state.tenant
         ).inc()

@@ -30,7 +30,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(hash_key(key))
         return 0
+    from schemas.errors import ConfigurationError
     from streams.api._runtime import run_api
     from streams.settings import load_settings
 
-    return run_api(load_settings())
+    try:
+        return run_api(load_settings())
+    except ConfigurationError as exc:
+        print(f"contentstream api: {exc.message}", file=sys.stderr)
+        return 2

@@ -94,3 +94,25 @@ def test_admission_bounds_the_total_and_each_tenants_share() -> None:
     admission.release("b", 5)
     assert admission.in_flight == 0 and admission.held("a") == 0
     assert admission.try_acquire("a", 20) is None  # alone and idle: a big batch still runs
+
+
+def test_the_api_command_refuses_to_start_without_a_keys_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main
+
+    monkeypatch.delenv("CONTENTSTREAM_API_KEYS_FILE", raising=False)
+    assert main(["api"]) == 2
+    assert "CONTENTSTREAM_API_KEYS_FILE" in capsys.readouterr().err
+
+
+def test_hash_key_prints_what_a_keys_file_stores(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from streams.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    assert main(["api", "hash-key"]) == 0
+    assert capsys.readouterr().out.strip() == hash_key("s3cret")

@@ -1,0 +1,310 @@
+"""The HTTP API under load on loopback, side by side with its limits and the tutorial.
+
+    python bench/http_api.py --output bench/results/http.json [--quick]
+
+In one run, on the same corpus (texts made unique, so nothing is a dedup hit):
+1. analysis-only limit: the analyzer pool alone, batches of 32 (AnalysisPool.run);
+2. ``contentstream api``, ``POST /v1/analyze`` with batches of 32, closed loop: texts/s;
+3. the API with one text per request: the saturated rate (closed loop), then latency
+   (p50/p99) at 50 % of it, open loop (requests sent on a fixed schedule);
+4. the tutorial's design (bench/http_tutorial.py): one text per request, thread-pool
+   analysis, Redis cache: texts/s, closed loop.
+The API runs with dedup off (every text analysed) and quotas far above the load; its
+pool has as many processes as a worker would (CONTENTSTREAM_POOL_PROCESSES). Each phase
+is bounded in requests and in time. The load generator shares the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import REPO_ROOT, load_corpus, numbered_texts
+from bench.transport import bench_redis_url, window_rate
+
+KEY = "bench-http-key"
+BATCH = 32
+PHASE_LIMIT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+class Server:
+    def __init__(self, args: list[str], port: int, env: dict[str, str], ready_path: str) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._ready = ready_path
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-http-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    async def wait_ready(self, timeout_s: float = 300.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {Path(self.log.name).read_text()[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(self.url + self._ready, timeout=1.0)).status_code == 200:
+                        return
+                await asyncio.sleep(0.3)
+        raise RuntimeError("server not ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.log.name)
+
+
+async def analysis_only(texts: list[str]) -> dict[str, Any]:
+    from analyzers.pipeline import AnalysisRequest
+    from streams.analysis_pool import AnalysisPool
+    from streams.settings import load_settings
+    from streams.worker import resolve_pipeline_factory
+
+    settings = load_settings()
+    pool = AnalysisPool(
+        resolve_pipeline_factory(settings),
+        processes=settings.effective_pool_processes,
+        queue_depth=settings.pool_queue_depth,
+    )
+    await pool.start()
+    try:
+        await pool.run([AnalysisRequest(text=t) for t in texts[:BATCH]], 60)  # warm-up
+        done: list[float] = []
+
+        async def run(batch: list[str]) -> None:
+            await pool.run([AnalysisRequest(text=t) for t in batch], 120)
+            done.extend([time.perf_counter()] * len(batch))
+
+        await asyncio.wait_for(
+            asyncio.gather(*(run(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH))),
+            PHASE_LIMIT_S * 3,
+        )
+        return {"texts": len(texts), "texts_per_s": round(window_rate(done), 1)}
+    finally:
+        await pool.close()
+
+
+async def closed_loop(
+    url: str, bodies: list[bytes], concurrency: int, per_request: int, headers: dict[str, str]
+) -> dict[str, Any]:
+    import httpx
+
+    done: list[float] = []
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = list(reversed(bodies))
+    stop_at = time.monotonic() + PHASE_LIMIT_S
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            while queue and time.monotonic() < stop_at:
+                body = queue.pop()
+                started = time.perf_counter()
+                r = await client.post(url, content=body, headers=headers)
+                now = time.perf_counter()
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    latencies.append(now - started)
+                    done.extend([now] * per_request)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {
+        "requests": sum(statuses.values()),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "texts_per_s": round(window_rate(done), 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+    }
+
+
+async def open_loop(
+    url: str, bodies: list[bytes], rate: float, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Requests sent on a fixed schedule (not when the previous one returns), so a slow
+    answer cannot hide the queueing it causes."""
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    interval = 1.0 / rate
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def one(body: bytes) -> None:
+            started = time.perf_counter()
+            r = await client.post(url, content=body, headers=headers)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 200:
+                latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        start = time.perf_counter()
+        for i, body in enumerate(bodies):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(body)))
+        await asyncio.wait_for(asyncio.gather(*tasks), PHASE_LIMIT_S)
+    return {
+        "requests": len(bodies),
+        "rate_per_s": round(rate, 1),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+    }
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    from streams.api import hash_key
+
+    corpus = load_corpus(quick=True)
+    scale = 1 if quick else 4
+    texts = numbered_texts(corpus.texts, 16_000 * scale)
+    cursor = 0
+
+    def take(n: int) -> list[str]:
+        nonlocal cursor
+        out = texts[cursor : cursor + n]
+        cursor += n
+        return out
+
+    report: dict[str, Any] = {"corpus": corpus.describe(), "batch": BATCH}
+    report["analysis_only"] = await analysis_only(take(1024 * scale))
+
+    keys = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+    keys.write(orjson.dumps({hash_key(KEY): {"tenant": "bench"}}).decode())
+    keys.close()
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)  # quotas on local buckets; dedup off below
+    port = free_port()
+    env.update(
+        {
+            "CONTENTSTREAM_API_PORT": str(port),
+            "CONTENTSTREAM_API_KEYS_FILE": keys.name,
+            "CONTENTSTREAM_DEDUP_POLICY": "off",
+            "CONTENTSTREAM_API_REQUESTS_PER_S": "1000000",
+            "CONTENTSTREAM_API_TEXTS_PER_S": "10000000",
+            "CONTENTSTREAM_API_MAX_TEXTS_IN_FLIGHT": "100000",
+            "CONTENTSTREAM_API_TENANT_MAX_SHARE": "1",
+            "CONTENTSTREAM_API_REQUEST_TIMEOUT_S": "120",
+            "CONTENTSTREAM_POOL_STANDBY_PROCESSES": "0",
+            "CONTENTSTREAM_LOG_LEVEL": "WARNING",
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        }
+    )
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    api = Server(["-m", "streams", "api"], port, env, "/readyz")
+    tutorial_port = free_port()
+    tutorial_env = dict(os.environ)
+    redis = bench_redis_url(os.environ.get("REDIS_URL"))
+    if redis:  # the benchmark's own database, never another's
+        tutorial_env["REDIS_URL"] = redis
+    tutorial = Server(
+        [str(REPO_ROOT / "bench" / "http_tutorial.py"), "--port", str(tutorial_port)],
+        tutorial_port,
+        tutorial_env,
+        "/health",
+    )
+    try:
+        await asyncio.gather(api.wait_ready(), tutorial.wait_ready())
+        url = api.url + "/v1/analyze"
+        batch_texts = take(1024 * scale)
+        bodies = [
+            orjson.dumps({"texts": batch_texts[i : i + BATCH]})
+            for i in range(0, len(batch_texts), BATCH)
+        ]
+        await closed_loop(url, bodies[:2], 2, BATCH, headers)  # warm-up
+        report["api_batches"] = await closed_loop(url, bodies, 8, BATCH, headers)
+        singles = [orjson.dumps({"text": t}) for t in take(600 * scale)]
+        saturated = await closed_loop(url, singles, 16, 1, headers)
+        report["api_single_saturated"] = saturated
+        half = max(1.0, saturated["texts_per_s"] / 2)
+        count = min(int(half * 10 * scale), 3000)
+        paced = [orjson.dumps({"text": t}) for t in take(count)]
+        report["api_single_at_50%"] = await open_loop(url, paced, half, headers)
+        tutorial_bodies = [orjson.dumps({"text": t}) for t in take(400 * scale)]
+        report["tutorial"] = await closed_loop(
+            tutorial.url + "/analyze", tutorial_bodies, 16, 1, {"Content-Type": JSON}
+        )
+    finally:
+        api.stop()
+        tutorial.stop()
+        os.unlink(keys.name)
+    limit = report["analysis_only"]["texts_per_s"]
+    batches = report["api_batches"]["texts_per_s"]
+    report["targets"] = {
+        "api batches of 32 / analysis-only limit >= 0.8": ratio(batches, limit),
+        "api single text p99 at 50% of saturation (ms) <= 50": report["api_single_at_50%"][
+            "p99_ms"
+        ],
+        "api batches of 32 / tutorial design >= 5": ratio(
+            batches, report["tutorial"]["texts_per_s"]
+        ),
+    }
+    return report
+
+
+JSON = "application/json"
+
+
+def ratio(a: float, b: float) -> float | None:
+    if not b or math.isnan(a) or math.isnan(b):
+        return None
+    return round(a / b, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    report = asyncio.run(run(args.quick))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()
