@@ -1,6 +1,7 @@
 """Throughput of the transformers stages: batch 1 vs micro-batches, fp32 vs bf16.
 
     python bench/model_stage.py [--quick] [--device cpu|cuda|cuda:N] [--threads N]
+        [--peak-tflops T] [--decode-bench-only]
 
 Builds two random-weight BERT models locally (cached under --models-dir, default
 ~/.cache/contentstream/bench-models): ``small`` (2 layers, hidden 128) and ``base``
@@ -14,9 +15,21 @@ interleaved rounds, and the best round is kept, so the ratios compare like with 
 on a busy machine. Each variant runs the real analyzer (tokenisation, forward passes,
 result objects) over the documents in stream-sized calls of --call-size texts.
 
+Each analyzer is warmed up as a worker's analyzer process does before it says it is ready
+(``warm_up()``: dummy batches of every length bucket); the warm-up time is reported, and
+the first timed round against the steady state (best later round) is what a worker pays
+after a restart. Rates are also given in tokens/s (real tokens, not padding) and as a
+fraction of the device's peak: FLOPs ~= 2 x non-embedding parameters x tokens, against
+``--peak-tflops`` (defaults per device below; a CPU's is estimated from its cores).
+
+The decode micro-benchmark times entity decoding alone on the small entities model, the
+vectorised decoder against the per-token one it replaced (tests/analyzers/
+reference_entity_decoder.py), on the same tokenised documents and predicted tags.
+
 Prints a markdown table and writes JSON to bench/results/model_stage.json.
 Targets: micro-batched >= 1.5x batch 1 on the small model (CPU); bf16 used where it is
-faster; on a GPU, micro-batched BERT-base >= 10x batch 1.
+faster; on a GPU, micro-batched BERT-base >= 10x batch 1; entity decoding >= 3x the
+per-token decoder; first round >= 0.8x steady state after the warm-up.
 """
 
 from __future__ import annotations
@@ -41,8 +54,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import torch  # noqa: E402
 from build_tiny_models import build_pair  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests" / "analyzers"))
+import reference_entity_decoder  # noqa: E402
+
 from analyzers.config import TransformersConfig  # noqa: E402
-from analyzers.transformers_entities import TransformersEntityRecognizer  # noqa: E402
+from analyzers.transformers_entities import (  # noqa: E402
+    TransformersEntityRecognizer,
+    decode_batch,
+    tagged_windows,
+)
 from analyzers.transformers_runtime import bf16_supported, resolve_device  # noqa: E402
 from analyzers.transformers_sentiment import TransformersSentimentAnalyzer  # noqa: E402
 
@@ -52,16 +72,78 @@ ANALYZERS: dict[str, Any] = {
 }
 
 
+# Dense peak TFLOP/s by device name (bf16 tensor cores; fp32 without TF32), vendor
+# figures for the SXM parts. Override with --peak-tflops.
+GPU_PEAK_TFLOPS: dict[str, tuple[float, float]] = {
+    "H200": (989.0, 67.0),
+    "H100": (989.0, 67.0),
+    "A100": (312.0, 19.5),
+    "L40S": (362.0, 91.6),
+    "L4": (121.0, 30.3),
+    "A10": (125.0, 31.2),
+}
+# A CPU core: 2 AVX-512 FMA units x 16 fp32 lanes x 2 FLOPs at ~2.5 GHz (bf16 with AMX
+# is far higher, but only where oneDNN uses it).
+CPU_CORE_PEAK_TFLOPS = 0.16
+
+
+def peak_tflops(device: torch.device, precision: str, threads: int) -> float:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, (bf16, fp32) in GPU_PEAK_TFLOPS.items():
+            if key in name:
+                return bf16 if precision == "bf16" else fp32
+        return 100.0 if precision == "bf16" else 20.0
+    return CPU_CORE_PEAK_TFLOPS * threads
+
+
+def non_embedding_params(model: Any) -> int:
+    embedded = sum(
+        p.numel() for name, p in model.named_parameters() if "embeddings" in name.split(".")
+    )
+    return sum(p.numel() for p in model.parameters()) - embedded
+
+
+def real_tokens(analyzer: Any, docs: Sequence[str]) -> int:
+    """Tokens the model runs on for ``docs`` (special tokens in, padding out)."""
+    loaded = analyzer.loaded
+    if isinstance(analyzer, TransformersEntityRecognizer):
+        encoded = loaded.tokenizer(
+            list(docs),
+            truncation=True,
+            max_length=loaded.max_length,
+            stride=analyzer._stride,
+            return_overflowing_tokens=True,
+        )
+    else:
+        encoded = loaded.tokenizer(list(docs), truncation=True, max_length=loaded.max_length)
+    return sum(len(ids) for ids in encoded["input_ids"])
+
+
 @dataclass
 class VariantResult:
     batch_size: int
     precision: str
     docs: int
+    tokens: int = 0
+    gflop_per_round: float = 0.0
+    warmup_s: float = 0.0
     rounds_docs_per_s: list[float] = field(default_factory=list)
 
     @property
     def best(self) -> float:
         return max(self.rounds_docs_per_s) if self.rounds_docs_per_s else 0.0
+
+    @property
+    def first_vs_steady(self) -> float | None:
+        """The first timed round (right after the warm-up) against the best later one."""
+        if len(self.rounds_docs_per_s) < 2:
+            return None
+        return round(self.rounds_docs_per_s[0] / max(self.rounds_docs_per_s[1:]), 2)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return round(self.best * self.tokens / self.docs, 1) if self.docs else 0.0
 
 
 @dataclass
@@ -121,9 +203,11 @@ def measure(
     rounds: int,
     call_size: int,
     max_length: int,
+    batch_tokens: int,
 ) -> Measurement:
     analyzers: dict[str, Any] = {}
     results: dict[str, VariantResult] = {}
+    tokens = 0
     for precision in precisions:
         for batch in batch_sizes:
             key = f"b{batch}-{precision}"
@@ -132,13 +216,28 @@ def measure(
                 device=device,
                 batch_size=batch,
                 max_length=max_length,
+                batch_tokens=max(batch_tokens, max_length),
                 num_threads=threads,
                 precision="bf16" if precision == "bf16" else "fp32",
             )
-            analyzers[key] = ANALYZERS[task](config)
-            results[key] = VariantResult(batch_size=batch, precision=precision, docs=len(docs))
-            # Warm-up: the first calls allocate and pick kernels.
-            analyzers[key].analyze_batch(list(docs[:4]), ["zh"] * 4)
+            analyzer = analyzers[key] = ANALYZERS[task](config)
+            if not tokens:
+                tokens = real_tokens(analyzer, docs)
+            params = non_embedding_params(analyzer.loaded.model)
+            # The worker's warm-up (analysis_pool: warm_up(), then two short texts).
+            started = time.perf_counter()
+            analyzer.warm_up()
+            analyzer.analyze_batch(list(docs[:2]), ["zh"] * 2)
+            if torch.cuda.is_available() and device.startswith("cuda"):
+                torch.cuda.synchronize()
+            results[key] = VariantResult(
+                batch_size=batch,
+                precision=precision,
+                docs=len(docs),
+                tokens=tokens,
+                gflop_per_round=round(2.0 * params * tokens / 1e9, 2),
+                warmup_s=round(time.perf_counter() - started, 3),
+            )
     for round_index in range(rounds):
         keys = list(analyzers) if round_index % 2 == 0 else list(reversed(analyzers))
         for key in keys:
@@ -162,12 +261,17 @@ def _fmt(value: float | None, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:,.1f}{suffix}"
 
 
-def summarise(m: Measurement, micro: int) -> dict[str, Any]:
+def summarise(
+    m: Measurement, micro: int, device: torch.device, threads: int, peak: float | None
+) -> dict[str, Any]:
     fp32_1, fp32_n = m.rate(1, "fp32"), m.rate(micro, "fp32")
     bf16_1, bf16_n = m.rate(1, "bf16"), m.rate(micro, "bf16")
     best_precision = "bf16" if bf16_n and fp32_n and bf16_n > fp32_n else "fp32"
     best_n = bf16_n if best_precision == "bf16" else fp32_n
     best_1 = max(x for x in (fp32_1, bf16_1) if x is not None) if fp32_1 else None
+    best_variant = m.variants[f"b{micro}-{best_precision}"]
+    device_peak = peak or peak_tflops(device, best_precision, threads)
+    achieved = best_variant.best * best_variant.gflop_per_round / best_variant.docs / 1000.0
     return {
         "size": m.size,
         "task": m.task,
@@ -182,7 +286,18 @@ def summarise(m: Measurement, micro: int) -> dict[str, Any]:
         "bf16_vs_fp32_micro": _ratio(bf16_n, fp32_n),
         "bf16_vs_fp32_b1": _ratio(bf16_1, fp32_1),
         "best_precision_micro": best_precision,
-        "variants": {k: asdict(v) | {"best": v.best} for k, v in m.variants.items()},
+        "tokens_per_doc": round(best_variant.tokens / max(1, best_variant.docs), 1),
+        "tokens_per_s_micro": best_variant.tokens_per_s,
+        "tflops_micro": round(achieved, 3),
+        "peak_tflops": device_peak,
+        "peak_fraction_micro": round(achieved / device_peak, 4) if device_peak else None,
+        "warmup_s_micro": best_variant.warmup_s,
+        "first_vs_steady_micro": best_variant.first_vs_steady,
+        "variants": {
+            k: asdict(v)
+            | {"best": v.best, "tokens_per_s": v.tokens_per_s, "first_vs_steady": v.first_vs_steady}
+            for k, v in m.variants.items()
+        },
     }
 
 
@@ -199,12 +314,83 @@ def markdown(rows: Sequence[dict[str, Any]], micro: int) -> str:
             f"| {_fmt(r['micro_vs_b1_fp32'], 'x')} | {_fmt(r['micro_vs_b1_best'], 'x')} "
             f"| {_fmt(r['bf16_vs_fp32_micro'], 'x')} | {r['best_precision_micro']} |"
         )
+    lines += [
+        "",
+        f"| model | task | tokens/doc | b{micro} tokens/s | TFLOP/s | of peak (TFLOP/s) "
+        "| warm-up s | first round / steady |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        fraction = r["peak_fraction_micro"]
+        lines.append(
+            f"| {r['size']} | {r['task']} | {r['tokens_per_doc']} "
+            f"| {_fmt(r['tokens_per_s_micro'])} | {r['tflops_micro']:.3f} "
+            f"| {'n/a' if fraction is None else f'{fraction:.1%}'} ({r['peak_tflops']:g}) "
+            f"| {r['warmup_s_micro']:.2f} | {_fmt(r['first_vs_steady_micro'], 'x')} |"
+        )
     return "\n".join(lines)
 
 
-def targets(rows: Sequence[dict[str, Any]], device: str) -> dict[str, Any]:
+def decode_bench(
+    model_dir: Path, docs: Sequence[str], rounds: int, max_length: int
+) -> dict[str, Any]:
+    """Entity decoding alone, old (per-token) vs new (vectorised), same inputs, best of
+    interleaved rounds."""
+    recognizer = TransformersEntityRecognizer(
+        TransformersConfig(model=str(model_dir), max_length=max_length, precision="fp32")
+    )
+    texts = list(docs)
+    encoded = recognizer.loaded.tokenizer(
+        texts,
+        truncation=True,
+        max_length=recognizer.loaded.max_length,
+        stride=recognizer._stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    labels = recognizer._forward.run(encoded["input_ids"], lambda logits: logits.argmax(-1))
+
+    def old() -> list[Any]:
+        return reference_entity_decoder.decode(texts, encoded, labels, recognizer.roles)
+
+    def new() -> list[Any]:
+        return decode_batch(tagged_windows(texts, encoded, labels), recognizer.table)
+
+    if old() != new():
+        raise AssertionError("the vectorised decoder disagrees with the per-token one")
+    best = {"old": float("inf"), "new": float("inf")}
+    for index in range(max(3, rounds)):
+        pair = [("old", old), ("new", new)]
+        for name, run in pair if index % 2 == 0 else reversed(pair):
+            gc.collect()
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
+    entities = sum(len(found) for found in new())
+    return {
+        "docs": len(texts),
+        "windows": len(encoded["input_ids"]),
+        "entities": entities,
+        "old_docs_per_s": round(len(texts) / best["old"], 1),
+        "new_docs_per_s": round(len(texts) / best["new"], 1),
+        "new_vs_old": round(best["old"] / best["new"], 2),
+    }
+
+
+def targets(
+    rows: Sequence[dict[str, Any]], device: str, decode: dict[str, Any] | None
+) -> dict[str, Any]:
     checks: dict[str, Any] = {}
+    if decode is not None:
+        checks["small/entities: decoding >= 3x the per-token decoder"] = decode["new_vs_old"] >= 3.0
     for r in rows:
+        first = r["first_vs_steady_micro"]
+        if first is not None and device.startswith("cuda"):
+            checks[f"{r['size']}/{r['task']}: first round >= 0.8x steady state (GPU)"] = (
+                first >= 0.8
+            )
         ratio = r["micro_vs_b1_best"]
         if r["size"] == "small":
             checks[f"small/{r['task']}: micro-batched >= 1.5x batch 1"] = (
@@ -231,6 +417,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--call-size", type=int, default=256, help="texts per analyze_batch")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--precisions", default="auto", help="auto, fp32 or fp32,bf16")
+    parser.add_argument(
+        "--batch-tokens", type=int, default=8192, help="micro-batch token budget (padded)"
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's peak TFLOP/s at the precision used (default: by device name "
+        "for known GPUs, 0.16 per thread on a CPU)",
+    )
+    parser.add_argument("--decode-docs", type=int, default=2000, help="decode micro-bench docs")
+    parser.add_argument("--no-decode-bench", action="store_true")
+    parser.add_argument(
+        "--decode-bench-only", action="store_true", help="only the entity-decoding micro-bench"
+    )
     parser.add_argument(
         "--models-dir",
         type=Path,
@@ -265,8 +466,24 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     rows = []
-    sizes = args.sizes.split(",")
+    sizes = [] if args.decode_bench_only else args.sizes.split(",")
     tasks = args.tasks.split(",")
+    decode: dict[str, Any] | None = None
+    if not args.no_decode_bench:
+        decode_docs, _ = load_documents(args.decode_docs, seed=1)
+        decode = decode_bench(
+            build_pair(args.models_dir, "small", seed=0)["entities"],
+            decode_docs,
+            rounds,
+            args.max_length,
+        )
+        print(
+            f"decode micro-bench ({decode['docs']} docs, {decode['windows']} windows, "
+            f"{decode['entities']} entities): per-token {decode['old_docs_per_s']:,.0f} "
+            f"docs/s, vectorised {decode['new_docs_per_s']:,.0f} docs/s: "
+            f"{decode['new_vs_old']}x",
+            flush=True,
+        )
     for size in sizes:
         built = build_pair(args.models_dir, size, seed=0)
         count = small_docs if size != "base" else base_docs
@@ -285,10 +502,11 @@ def main(argv: list[str] | None = None) -> int:
                 rounds=rounds,
                 call_size=args.call_size,
                 max_length=args.max_length,
+                batch_tokens=args.batch_tokens,
             )
-            rows.append(summarise(m, args.batch_size))
-    table = markdown(rows, args.batch_size)
-    checks = targets(rows, args.device)
+            rows.append(summarise(m, args.batch_size, device, args.threads, args.peak_tflops))
+    table = markdown(rows, args.batch_size) if rows else ""
+    checks = targets(rows, args.device, decode)
     print()
     print(table)
     print()
@@ -311,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         "micro_batch": args.batch_size,
         "rounds": rounds,
         "quick": args.quick,
+        "batch_tokens": args.batch_tokens,
         "results": rows,
+        "decode_bench": decode,
         "targets": checks,
         "table": table,
     }

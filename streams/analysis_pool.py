@@ -6,6 +6,12 @@ loop only pickles requests and waits on futures, so it stays free for heartbeats
 batch that runs past its deadline gets its process killed and replaced:
 ``concurrent.futures.ProcessPoolExecutor`` cannot do that, and a hung analysis would
 otherwise pin a process forever.
+
+:meth:`AnalysisPool.reload` swaps the processes one by one onto a new pipeline (the
+worker's SIGHUP): a new process serves only once it has loaded and warmed up, and an old
+one is stopped only once it has answered every batch it was given, so no event is lost
+or analysed by a half-loaded model; each result names the versions of the process that
+produced it.
 """
 
 from __future__ import annotations
@@ -57,6 +63,13 @@ def _child_main(conn: Connection, factory: PipelineFactory, nice: int) -> None:
         os.nice(nice)
     try:
         pipeline = factory()
+        for stage in getattr(pipeline, "stages", {}).values():
+            # Transformers stages run dummy batches of every length bucket: their first
+            # pass of each shape is several times a steady one (allocation, kernel
+            # choice), a cost no event should pay.
+            warm_up = getattr(stage, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
         pipeline.analyze(_WARMUP)
     except BaseException as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
@@ -107,6 +120,9 @@ class _Child:
     ready: asyncio.Future[tuple[str, Any]] | None = None  # its start-up message
     reader: threading.Thread | None = None
     alive: bool = True
+    versions: dict[str, str] = field(default_factory=dict)  # of the pipeline it runs
+    factory: PipelineFactory | None = None  # that built its pipeline
+    retiring: bool = False  # replaced by a reload: stops once its batches are answered
 
 
 class AnalysisPool:
@@ -149,8 +165,12 @@ class AnalysisPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._on_restart = on_restart
+        # The versions dedup keys are computed with. During a reload they stay the old
+        # ones until every process runs the new model (see reload).
         self.versions: dict[str, str] = {}
         self.restarts = 0
+        self.reloads = 0
+        self._reload_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
     def _background(self, coro: Any) -> None:
@@ -174,24 +194,27 @@ class AnalysisPool:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._reload_lock = asyncio.Lock()
         children = await asyncio.gather(
             *(self._spawn() for _ in range(self._size + self._standby_size))
         )
+        self.versions = dict(children[0].versions)
         for child in children[: self._size]:
             self._serve(child)
         self._standby.extend(children[self._size :])
 
-    async def _spawn(self) -> _Child:
+    async def _spawn(self, factory: PipelineFactory | None = None) -> _Child:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        factory = factory or self._factory
         process = self._ctx.Process(
             target=_child_main,
-            args=(child_conn, self._factory, self._nice),
+            args=(child_conn, factory, self._nice),
             daemon=True,
             name="contentstream-analyzer",
         )
         process.start()
         child_conn.close()
-        child = _Child(process=process, conn=parent_conn)
+        child = _Child(process=process, conn=parent_conn, factory=factory)
         self._children.add(child)
         assert self._loop is not None
         ready: asyncio.Future[tuple[str, Any]] = self._loop.create_future()
@@ -208,7 +231,7 @@ class AnalysisPool:
         if status != "ready":
             self._kill(child)
             raise ServiceUnavailable(f"analyzer process failed to start: {detail}")
-        self.versions = dict(detail)
+        child.versions = dict(detail)
         return child
 
     # ------------------------------------------------------------ the reader thread
@@ -266,6 +289,8 @@ class AnalysisPool:
     def _release(self, child: _Child, job: _Job) -> None:
         child.load -= 1
         child.alone -= job.alone
+        if child.retiring and child.load == 0:
+            self._stop(child)
         if child.alive and child in self._serving:
             # Room for one more, or (after a batch nothing could follow) for several.
             for _ in range(self._depth if job.alone else 1):
@@ -329,8 +354,8 @@ class AnalysisPool:
         if child not in self._children:
             return  # replaced already
         self._kill(child, culprit)
-        if self._closed:
-            return
+        if self._closed or child.retiring:
+            return  # a reload has started its successor already
         self.restarts += 1
         if self._on_restart is not None:
             self._on_restart(reason)
@@ -344,18 +369,106 @@ class AnalysisPool:
             await self._spawn_until_ok(into_standby=False)
 
     async def _spawn_until_ok(self, *, into_standby: bool) -> None:
+        fresh = await self._spawn_fresh()
+        if fresh is None:
+            return
+        if into_standby:
+            self._standby.append(fresh)
+        else:
+            self._serve(fresh)
+
+    # ------------------------------------------------------------ reload
+
+    async def reload(self, factory: PipelineFactory) -> bool:
+        """Swap every process onto ``factory``'s pipeline, one by one, while serving.
+
+        A new process is started (loaded and warmed up) before the old one it replaces
+        stops taking batches, so capacity never drops and one extra model is in memory
+        at a time; the old one is stopped once it has answered what it was given. If the
+        first new process cannot start (a missing or broken model), nothing changes:
+        one line is logged and False returned. Reloads asked for while one runs follow
+        it, in order.
+
+        ``versions`` (what dedup keys are made of) changes only when no old process
+        is left, so an analysis stored under a key of the new versions always comes
+        from the new model; during the swap, events keyed with the old versions may be
+        analysed by either, and their results say which.
+        """
+        if self._reload_lock is None:
+            raise ServiceUnavailable("analysis pool is not started")
+        async with self._reload_lock:
+            if self._closed:
+                return False
+            try:
+                fresh = await self._spawn(factory)
+            except ServiceUnavailable as exc:
+                log.error(
+                    "model reload failed, still serving %s: %s",
+                    _describe(self.versions),
+                    exc,
+                )
+                return False
+            self._factory = factory  # processes replaced from now on run the new model
+            new_versions = dict(fresh.versions)
+            old_standby, self._standby = self._standby, []
+            for idle in old_standby:
+                self._stop(idle)
+            spare: _Child | None = fresh
+            for child in list(self._serving):
+                if child.factory is factory:
+                    continue  # a replacement of a process that died: new already
+                if spare is None:
+                    spare = await self._spawn_fresh()
+                    if spare is None:  # closing
+                        return False
+                if child not in self._serving:
+                    continue  # died meanwhile: its replacement runs the new model
+                self._serving.remove(child)
+                child.retiring = True
+                if child.load == 0:
+                    self._stop(child)
+                self._serve(spare)
+                spare = None
+            if spare is not None:
+                self._standby.append(spare)
+            while len(self._standby) < self._standby_size:
+                spare = await self._spawn_fresh()
+                if spare is None:
+                    return False
+                self._standby.append(spare)
+            before, self.versions = self.versions, new_versions
+            self.reloads += 1
+            log.info("model reloaded: %s (was %s)", _describe(self.versions), _describe(before))
+            return True
+
+    async def _spawn_fresh(self) -> _Child | None:
+        """A process of the current factory, retried until it starts (None: closing).
+        The first process of a reload has shown that the model loads; a later failure
+        is transient (memory, a slow disk) and the old processes serve meanwhile."""
         while not self._closed:
             try:
-                fresh = await self._spawn()
+                return await self._spawn()
             except ServiceUnavailable as exc:
                 log.error("could not start analyzer process: %s", exc)
                 await asyncio.sleep(1.0)
-                continue
-            if into_standby:
-                self._standby.append(fresh)
-            else:
-                self._serve(fresh)
-            return
+        return None
+
+    def _stop(self, child: _Child) -> None:
+        """Ask an idle process to exit (it reads None after its last batch)."""
+        child.alive = False
+        self._children.discard(child)
+        with contextlib.suppress(Exception):
+            child.conn.send(None)
+        process = child.process
+
+        def reap() -> None:
+            process.join(10.0)
+            if process.is_alive():
+                process.kill()
+            with contextlib.suppress(Exception):
+                child.conn.close()
+
+        threading.Thread(target=reap, daemon=True, name="analyzer-reaper").start()
 
     async def run(
         self, requests: list[AnalysisRequest], timeout_s: float, *, alone: bool = False
@@ -431,6 +544,10 @@ class AnalysisPool:
             remaining = max(0.0, deadline - time.monotonic())
             await asyncio.get_running_loop().run_in_executor(None, child.process.join, remaining)
             self._kill(child)
+
+
+def _describe(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name}={version}" for name, version in sorted(versions.items())) or "-"
 
 
 def _start(job: _Job) -> None:

@@ -19,6 +19,7 @@ def pipeline_config(
             model=model,
             device=settings.model_device,
             batch_size=settings.model_batch_size,
+            batch_tokens=settings.model_batch_tokens,
             max_length=settings.model_max_length,
             # Each pool process runs its own model: one intra-op thread each unless
             # told otherwise, or N processes x N threads oversubscribe the cores.

@@ -186,6 +186,21 @@ class Settings(BaseSettings):
     model_batch_size: int = Field(
         default=32, ge=1, description="Largest micro-batch for the transformers stage."
     )
+    model_batch_tokens: int = Field(
+        default=8192,
+        ge=8,
+        description="Largest transformers micro-batch in padded tokens (texts x the longest "
+        "one's tokens); texts are batched by length bucket, so short ones never pad to "
+        "long ones. At least model_max_length. On a GPU raise it with model_batch_size "
+        "(e.g. 65536 and 512).",
+    )
+    model_device_processes: int = Field(
+        default=1,
+        ge=1,
+        description="Analyzer processes when a transformers model runs on a GPU "
+        "(model_device not cpu) and pool_processes is 0: each loads its own copy of the "
+        "model on the device; one process with large batches keeps the GPU busy.",
+    )
     model_batch_wait_ms: float = Field(
         default=10.0, ge=0, description="Longest wait to fill a transformers micro-batch."
     )
@@ -427,7 +442,16 @@ class Settings(BaseSettings):
     def effective_pool_processes(self) -> int:
         import os
 
-        return self.pool_processes or (os.cpu_count() or 1)
+        if self.pool_processes:
+            return self.pool_processes
+        if self.model_device != "cpu" and "transformers" in (
+            self.sentiment_backend,
+            self.entities_backend,
+        ):
+            # Every pool process would hold its own copy of the model on the device and
+            # time-share it: see the README's "Transformers on a GPU".
+            return self.model_device_processes
+        return os.cpu_count() or 1
 
 
 def env_name(field_name: str) -> str:
