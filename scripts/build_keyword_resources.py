@@ -4,7 +4,8 @@
    never inside an author keyword (进行, 结果表明, 具有 ...). They split candidate
    phrases like function words do.
 2. ``keyword_ranker.json``: logistic-regression weights over the candidate features of
-   ``analyzers.keywords.FEATURE_NAMES`` (label: the candidate is an author keyword).
+   ``analyzers.keywords.FEATURE_NAMES`` (label: the candidate is an author keyword), and
+   the quantile edges of the binned continuous features.
 
 Both are learned from the tuning part of ``keywords/csl_dev.jsonl`` (CSL, Apache-2.0);
 the held-out part (``evaluation.data.is_held_out``) only measures. Run:
@@ -34,12 +35,13 @@ from evaluation.data import (  # noqa: E402
     load_rows,
     split_rows,
 )
-from evaluation.keywords import DATASET, mean_f1  # noqa: E402
+from evaluation.keywords import DATASET, TOP_K, f1_at_k, mean_f1  # noqa: E402
 
 RESOURCES = REPO / "analyzers" / "resources"
 BOUNDARY_MIN_COUNT = 8
 BOUNDARY_MAX_INSIDE_SHARE = 0.01
 C = 1.0
+FOLDS = 5
 
 
 def boundary_words(rows: list[dict[str, Any]]) -> list[str]:
@@ -66,18 +68,66 @@ def boundary_words(rows: list[dict[str, Any]]) -> list[str]:
     )
 
 
-def training_matrix(rows: list[dict[str, Any]]) -> tuple[list[list[float]], list[int]]:
+def base_matrix(
+    rows: list[dict[str, Any]],
+) -> tuple[list[list[float]], list[int], list[tuple[int, str]]]:
+    """Base features and labels of every candidate, and its (row index, phrase)."""
     res = kw.load_resources()
     features: list[list[float]] = []
     labels: list[int] = []
-    for row in rows:
+    owners: list[tuple[int, str]] = []
+    for index, row in enumerate(rows):
         found = kw.zh_candidates(row["text"], res)
         first, last = kw._first_and_last_sentence(row["text"])
         gold = set(row["keywords"])
         for phrase, cand in found.candidates.items():
-            features.append(kw.feature_vector(phrase, cand, found, first, last, res))
+            features.append(kw.base_features(phrase, cand, found, first, last, res))
             labels.append(int(phrase in gold))
-    return features, labels
+            owners.append((index, phrase))
+    return features, labels, owners
+
+
+def cross_validated_f1(
+    rows: list[dict[str, Any]],
+    features: list[list[float]],
+    labels: list[int],
+    owners: list[tuple[int, str]],
+) -> float:
+    """Mean F1@5 over FOLDS folds of the tuning rows (row index modulo FOLDS)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = np.array(features), np.array(labels)
+    fold_of = np.array([index % FOLDS for index, _ in owners])
+    total = 0.0
+    for fold in range(FOLDS):
+        train = fold_of != fold
+        model = LogisticRegression(C=C, max_iter=5000).fit(x[train], y[train])
+        scores = model.decision_function(x[~train])
+        ranked: dict[int, list[tuple[float, int, str]]] = {}
+        for order, (score, (index, phrase)) in enumerate(
+            zip(scores, [o for o, t in zip(owners, train, strict=True) if not t], strict=True)
+        ):
+            ranked.setdefault(index, []).append((-float(score), order, phrase))
+        for index in range(fold, len(rows), FOLDS):
+            top = [phrase for _, _, phrase in sorted(ranked.get(index, []))[:TOP_K]]
+            total += f1_at_k(top, rows[index]["keywords"])
+    return total / len(rows)
+
+
+def bin_edges(features: list[list[float]]) -> list[list[float]]:
+    """N_BINS - 1 quantile edges per binned feature, over the training candidates."""
+    import numpy as np
+
+    matrix = np.array(features)
+    quantiles = np.linspace(0.0, 1.0, kw.N_BINS + 1)[1:-1]
+    return [
+        [
+            round(float(q), 6)
+            for q in np.quantile(matrix[:, kw.NUMERIC_FEATURES.index(name)], quantiles)
+        ]
+        for name in kw.BINNED_FEATURES
+    ]
 
 
 def predicate_words_in_keywords(rows: list[dict[str, Any]]) -> Counter[str]:
@@ -115,10 +165,15 @@ def main() -> int:
 
     from sklearn.linear_model import LogisticRegression
 
-    features, labels = training_matrix(tune)
+    base, labels, owners = base_matrix(tune)
+    edges = bin_edges(base)
+    features = [row + kw.bin_features(row, edges) for row in base]
+    cv = cross_validated_f1(tune, features, labels, owners)
+    print(f"ranker    F1@5 tuning {FOLDS}-fold CV {cv:.4f}")
     model = LogisticRegression(C=C, max_iter=5000).fit(features, labels)
     payload = {
         "features": list(kw.FEATURE_NAMES),
+        "edges": edges,
         "weights": [round(float(w), 6) for w in model.coef_[0]],
         "bias": round(float(model.intercept_[0]), 6),
         "trained_on": f"{DATASET} tuning split ({len(tune)} abstracts), CSL Apache-2.0",
