@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from scripted_pipelines import CRASH, HANG, SLOW, build_light
+from warm_pipelines import build_warmable
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.errors import ServiceUnavailable, StageTimeout
@@ -244,3 +245,11 @@ async def test_batcher_queues_only_full_batches_behind_a_busy_process(
             assert all(r["language"] == "en" for r in results)
         finally:
             await batcher.close()
+
+
+async def test_stages_are_warmed_up_once_before_the_first_batch() -> None:
+    async with running_pool(build_warmable, processes=1) as pool:
+        out = await pool.run([req("hello"), req("你好")], timeout_s=30)
+        assert [plain_fields(o)["keywords"] for o in out] == [
+            [{"text": "warm-ups:1", "weight": 1.0}]
+        ] * 2
