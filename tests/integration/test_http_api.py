@@ -183,6 +183,18 @@ async def test_analyze_events_worker_dedup_and_auth(
         other = await c.post("/v1/analyze", json={"text": stream_text}, headers=auth(KEY_B))
         assert other.json()["results"][0]["duplicate_of"] is None
 
+        # And the other way: a text analysed over HTTP is a dedup hit for the worker.
+        http_text = f"Shipping was fast and the box was intact. {tmp_path.name}"
+        first = await c.post("/v1/analyze", json={"text": http_text, "id": "h0"}, headers=auth())
+        assert first.json()["results"][0]["duplicate_of"] is None
+        again = await c.post(
+            "/v1/events", json={"id": "via-stream", "text": http_text}, headers=auth()
+        )
+        assert again.status_code == 202
+        out = await consume(setup.bootstrap, setup.output_topic, expect=2, timeout=60)
+        by_id = {orjson.loads(r.value)["id"]: orjson.loads(r.value) for r in out}
+        assert by_id["via-stream"]["duplicate_of"] == "h0"
+
         # Who may call.
         no_key = await c.post("/v1/analyze", json={"text": "x"})
         wrong = await c.post("/v1/analyze", json={"text": "x"}, headers=auth("guess"))

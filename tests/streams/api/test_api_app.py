@@ -332,3 +332,23 @@ async def test_health_ready_metrics_and_openapi() -> None:
     )
     assert 'contentstream_api_texts_analysed_total{outcome="ok",tenant="acme"} 1.0' in text
     assert "contentstream_api_request_duration_seconds_bucket" in text
+
+
+async def test_kafka_away_answers_503_with_retry_after() -> None:
+    from schemas.errors import ServiceUnavailable
+
+    h = Harness()
+
+    async def away(records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+        raise ServiceUnavailable("not connected to Kafka yet", stage="produce")
+
+    h.sink.produce = away  # type: ignore[method-assign]
+    async with h.client() as c:
+        r = await c.post("/v1/events", json={"id": 1, "text": "x"}, headers=auth())
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert r.json()["error"] == {
+        "code": "SERVICE_UNAVAILABLE",
+        "message": "not connected to Kafka yet",
+        "stage": "produce",
+    }
+    assert 'route="/v1/events",status="503",tenant="acme"' in await _metrics(h)
