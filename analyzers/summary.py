@@ -6,11 +6,11 @@ and a whole sentence of a news post or an abstract is two or three times that.
 
 Chinese (and any non-English) clauses are scored by a small learned linear ranker
 (``models/summary/clause_ranker.json``, trained by ``scripts/train_summary_ranker.py``
-on headline/title data; see the model card there) over thirteen features
+on headline/title data; see the model card there) over twelve features
 (:data:`FEATURES`): position, length, centrality relative to the most central clause (how
 many of its character bigrams recur in the rest of the text: the TextRank idea at a
 fraction of the cost), the share of digits, first/last clause, sentence end, a purpose
-or method cue at its start, overlap with the first clause, quotes and topic words. English
+or method cue at its start, overlap with the first clause and topic words. English
 sentences keep the extractive-1 score: centrality plus a position prior (leads carry the
 news). The best ``max_units`` units that fit the length budget are returned in text order.
 
@@ -62,16 +62,16 @@ _DIGIT = re.compile("[0-9０-９]")
 # files alone); the others earn their place with csl_title_train's 10,918 abstracts, on
 # whose validation part they lift ROUGE-L 0.35 -> 0.40: first / last clause, relative
 # position, ends a sentence, opens with a purpose or method cue (本文, 针对, 基于 ...),
-# bigram overlap with the first clause, quotes, and a research-topic word.
+# bigram overlap with the first clause and a research-topic word. (A quote-mark feature
+# got weight 0.002 and was dropped.)
 FEATURES = (
     "head", "chars", "off_18_chars", "centrality_vs_best", "digit_share",
     "is_first", "is_last", "relative_position", "sentence_end", "cue_start",
-    "first_overlap", "has_quote", "topic_word",
+    "first_overlap", "topic_word",
 )  # fmt: skip
 _CUE_START = re.compile(r"(?:本文|针对|为了|为|通过|采用|基于|提出|研究|探讨|分析|以)")
 _TOPIC_WORD = re.compile(r"研究|方法|分析|模型|系统|设计")
 _SENTENCE_END = ("。", "！", "？", ".", "!", "?")
-_QUOTES = frozenset('“"')
 
 
 def _bigrams(text: str) -> Iterator[str]:
@@ -111,7 +111,6 @@ def unit_features(text: str, units: Sequence[str]) -> list[list[float]]:
     for index, unit in enumerate(units):
         clause = clause_target(unit)
         size = len(clause)
-        bigrams = set(_bigrams(clause))
         rows.append(
             [
                 1.0 / (1 + index),
@@ -124,8 +123,10 @@ def unit_features(text: str, units: Sequence[str]) -> list[list[float]]:
                 index / max(last, 1),
                 1.0 if unit.rstrip().endswith(_SENTENCE_END) else 0.0,
                 1.0 if _CUE_START.match(clause) else 0.0,
-                len(bigrams & first_bigrams) / max(len(bigrams), 1) if index else 1.0,
-                1.0 if not _QUOTES.isdisjoint(clause) else 0.0,
+                # share of its bigrams (with repeats) that occur in the first clause
+                sum(map(first_bigrams.__contains__, _bigrams(clause))) / max(size - 1, 1)
+                if index
+                else 1.0,
                 1.0 if _TOPIC_WORD.search(clause) else 0.0,
             ]
         )
@@ -155,7 +156,7 @@ HEURISTIC_VERSION = "extractive-2"
 
 def _version() -> str:
     sha = load_ranker().get("sha")
-    # extractive-5: the 13-feature ranker; extractive-2: the heuristic of extractive-1;
+    # extractive-5: the 12-feature ranker; extractive-2: the heuristic of extractive-1;
     # both with a leading bullet or unclosed quote trimmed from the summary.
     return f"extractive-5-{sha}" if sha else HEURISTIC_VERSION
 
@@ -279,7 +280,7 @@ class Summarizer:
         # unit_features(text, units) @ weights, inlined: this runs for every text.
         (
             w_head, w_chars, w_off, w_central, w_digits, w_first, w_last, w_position,
-            w_end, w_cue, w_overlap, w_quote, w_topic,
+            w_end, w_cue, w_overlap, w_topic,
         ) = weights  # fmt: skip
         centrality = _centralities(text, units)
         w_central /= max(centrality, default=0.0) or 1.0
@@ -287,8 +288,8 @@ class Summarizer:
         digits = w_digits if _DIGIT.search(text) else 0.0  # most texts have none
         last = len(units) - 1
         w_position /= max(last, 1)
-        first_bigrams = set(_bigrams(units[0].strip().rstrip(_UNIT_END)))
-        cue, topic, quotes = _CUE_START.match, _TOPIC_WORD.search, _QUOTES.isdisjoint
+        in_first = set(_bigrams(units[0].strip().rstrip(_UNIT_END))).__contains__
+        cue, topic = _CUE_START.match, _TOPIC_WORD.search
         scores = []
         for index, unit in enumerate(units):
             clause = unit.strip().rstrip(_UNIT_END)
@@ -300,16 +301,13 @@ class Summarizer:
             if index == 0:
                 score += w_first + w_overlap
             elif size > 1:
-                bigrams = set(_bigrams(clause))
-                score += w_overlap * len(bigrams & first_bigrams) / len(bigrams)
+                score += w_overlap * sum(map(in_first, _bigrams(clause))) / (size - 1)
             if index == last:
                 score += w_last
             if unit.rstrip().endswith(_SENTENCE_END):
                 score += w_end
             if cue(clause):
                 score += w_cue
-            if not quotes(clause):
-                score += w_quote
             if topic(clause):
                 score += w_topic
             scores.append(score)

@@ -132,7 +132,7 @@ def _dot(rows: list[list[float]], weights: list[float]) -> list[float]:
 
 
 def test_ranker_scores_are_the_feature_rows_times_the_weights() -> None:
-    weights = [0.3, -0.2, 0.5, 0.7, -0.4, 0.25, -0.35, 0.45, -0.15, 0.6, -0.8, 0.9, 0.2]
+    weights = [0.3, -0.2, 0.5, 0.7, -0.4, 0.25, -0.35, 0.45, -0.15, 0.6, -0.8, 0.2]
     assert len(weights) == len(FEATURES)
     with_digits = (
         "5月29日，最高法发布3个典型案例，指导法院加大惩治力度："
