@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,8 @@ class ApiProcess:
 @pytest.fixture
 def keys_file(tmp_path: Path) -> Path:
     path = tmp_path / "keys.yaml"
-    # Tenant names unique per test: quota state in the shared Redis must not carry over.
-    suffix = tmp_path.name[-12:]
+    # Tenant names unique per run: quota and dedup state in the shared Redis outlive it.
+    suffix = uuid.uuid4().hex[:12]
     path.write_text(
         orjson.dumps(
             {
@@ -143,7 +144,8 @@ async def test_analyze_events_worker_dedup_and_auth(
     api.wait_ready()
     worker.wait_ready()
     tenant = tenant_of(keys_file, KEY_A)
-    stream_text = f"这家餐厅的菜很好吃，服务也很周到。{tmp_path.name}"
+    run = uuid.uuid4().hex[:8]
+    stream_text = f"这家餐厅的菜很好吃，服务也很周到。{run}"
     async with httpx.AsyncClient(base_url=api.url, timeout=60) as c:
         one = await c.post(
             "/v1/analyze", json={"text": "Great value, fast shipping."}, headers=auth()
@@ -184,7 +186,7 @@ async def test_analyze_events_worker_dedup_and_auth(
         assert other.json()["results"][0]["duplicate_of"] is None
 
         # And the other way: a text analysed over HTTP is a dedup hit for the worker.
-        http_text = f"Shipping was fast and the box was intact. {tmp_path.name}"
+        http_text = f"Shipping was fast and the box was intact. {run}"
         first = await c.post("/v1/analyze", json={"text": http_text, "id": "h0"}, headers=auth())
         assert first.json()["results"][0]["duplicate_of"] is None
         again = await c.post(
