@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -253,6 +254,13 @@ async def test_a_text_quota_counts_the_texts_of_a_batch() -> None:
     assert 'limit="texts"' in await _metrics(h)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition`` (set by requests in flight), never for ever."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
 async def test_past_capacity_503_with_retry_after_at_once_and_fair_share() -> None:
     h = Harness(capacity=4, share=0.5)
     h.analyzer.gate = asyncio.Event()
@@ -260,15 +268,13 @@ async def test_past_capacity_503_with_retry_after_at_once_and_fair_share() -> No
         held = asyncio.ensure_future(
             c.post("/v1/analyze", json={"texts": ["a", "b"]}, headers=auth())
         )
-        while h.admission.in_flight < 2:
-            await asyncio.sleep(0.001)
+        await until(lambda: h.admission.in_flight >= 2)
         # acme holds its share (2 of 4): its next request is shed, globex still gets in.
         shed = await c.post("/v1/analyze", json={"text": "c"}, headers=auth())
         other = asyncio.ensure_future(
             c.post("/v1/analyze", json={"texts": ["d", "e"]}, headers=auth(KEY_B))
         )
-        while h.admission.in_flight < 4:
-            await asyncio.sleep(0.001)
+        await until(lambda: h.admission.in_flight >= 4)
         full = await c.post("/v1/analyze", json={"text": "f"}, headers=auth(KEY_B))
         h.analyzer.gate.set()
         assert (await held).status_code == 200 and (await other).status_code == 200
