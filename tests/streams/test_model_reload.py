@@ -97,8 +97,8 @@ async def test_reload_twice_under_load_loses_nothing_and_names_the_model(
             done = 0
             tail = 0
             while tail < 2:
-                # 2,000 events at once, then waves of 400 while the processes swap.
-                count = 100 if sent == 0 else 20
+                # 2,000 events at once, then waves of 200 while the processes swap.
+                count = 100 if sent == 0 else 10
                 wave = [asyncio.ensure_future(one_batch(sent + i)) for i in range(count)]
                 sent += len(wave)
                 done += sum(await asyncio.gather(*wave))
@@ -120,7 +120,7 @@ async def test_reload_twice_under_load_loses_nothing_and_names_the_model(
         analysed, reloaded = await asyncio.gather(feed(), reload_twice())
         assert reloaded == [True, True]
         assert analysed == sent * 20 == sum(seen.values())
-        assert analysed >= 3000
+        assert analysed >= 2400
         names = {v.removeprefix("transformers:").split("@")[0] for v in seen}
         assert names == {"model-a", "model-b", "model-c"}
         assert pool.versions["sentiment"].startswith("transformers:model-c@")
