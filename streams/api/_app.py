@@ -87,9 +87,23 @@ def _rate_headers(limits: Limits, decision: Decision) -> dict[str, str]:
     }
 
 
-async def read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int, timeout_s: float = 60.0) -> Any:
     """The request's JSON body: 415 unless JSON, 413 past ``limit`` bytes (read no
-    further), 400 for bytes that are not UTF-8 or not JSON."""
+    further), 400 for bytes that are not UTF-8 or not JSON, 408 when the client takes
+    longer than ``timeout_s`` to send it (a slow sender must not hold a slot for ever)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_json(request, limit)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            ApiErrorCode.DEADLINE_EXCEEDED,
+            f"the body did not arrive within {timeout_s:g}s",
+            stage="body",
+        ) from None
+
+
+async def _read_json(request: Request, limit: int) -> Any:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != JSON:
         raise ApiError(
@@ -208,12 +222,12 @@ def create_app(
         openapi_extra=_body_doc("AnalyzeOne", "AnalyzeBatch"),
         responses={
             200: _doc("AnalyzeResponse", "One AnalysisResult (or error) per text, in order."),
-            **{s: errors[s] for s in (400, 401, 413, 415, 422, 429, 503, 504)},
+            **{s: errors[s] for s in (400, 401, 408, 413, 415, 422, 429, 503, 504)},
         },
     )
     async def analyze(request: Request) -> Response:
         tenant = authenticate(request)
-        body = await read_json(request, state.max_body_bytes)
+        body = await read_json(request, state.max_body_bytes, state.request_timeout_s)
         items, one = state.analysis.texts_of(body, tenant.name)
         headers = await admit(request, tenant, len(items))
         refusal = state.admission.try_acquire(tenant.name, len(items))
@@ -250,12 +264,12 @@ def create_app(
         openapi_extra=_body_doc("ContentEvent", batch=state.max_texts),
         responses={
             202: _doc("EventsAccepted", "Every event is in Kafka (acks=all)."),
-            **{s: errors[s] for s in (400, 401, 403, 413, 415, 422, 429, 503, 504)},
+            **{s: errors[s] for s in (400, 401, 403, 408, 413, 415, 422, 429, 503, 504)},
         },
     )
     async def events(request: Request) -> Response:
         tenant = authenticate(request)
-        body = await read_json(request, state.max_body_bytes)
+        body = await read_json(request, state.max_body_bytes, state.request_timeout_s)
         records = state.intake.events_of(body, tenant.name)
         headers = await admit(request, tenant, len(records))
 
@@ -382,6 +396,7 @@ def _error_docs() -> dict[int, dict[str, Any]]:
         400: "Not JSON, or not UTF-8 (INVALID_JSON, INVALID_UTF8).",
         401: "No valid API key (UNAUTHORIZED).",
         403: "An event names another tenant than the key's (FORBIDDEN).",
+        408: "The body did not arrive within the request deadline (DEADLINE_EXCEEDED).",
         413: "Body or batch too large (PAYLOAD_TOO_LARGE).",
         415: "Body not application/json (UNSUPPORTED_MEDIA_TYPE).",
         422: "Malformed request or invalid event(s), with their dead-letter codes.",

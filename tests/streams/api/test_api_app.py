@@ -358,3 +358,18 @@ async def test_kafka_away_answers_503_with_retry_after() -> None:
         "stage": "produce",
     }
     assert 'route="/v1/events",status="503",tenant="acme"' in await _metrics(h)
+
+
+async def test_a_body_that_never_finishes_arriving_answers_408() -> None:
+    h = Harness(timeout_s=0.05)
+
+    async def trickle():  # type: ignore[no-untyped-def]
+        yield b'{"text": '
+        await asyncio.sleep(3600)
+
+    async with h.client() as c:
+        r = await c.post(
+            "/v1/analyze", content=trickle(), headers={**auth(), "Content-Type": "application/json"}
+        )
+    assert r.status_code == 408
+    assert r.json()["error"]["stage"] == "body"
