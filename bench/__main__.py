@@ -111,6 +111,11 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def max_of(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None and not math.isnan(v)]
+    return max(known) if known else None
+
+
 def figure(results: dict[str, SuiteResult], suite: str, key: str) -> float | None:
     found = results.get(suite)
     if found is None:
@@ -166,7 +171,10 @@ def acceptance(results: dict[str, SuiteResult]) -> list[Check]:
             "HTTP batches of 32 / analysis-only limit",
             ratio(
                 figure(results, "http", "api_batches_texts_per_s"),
-                figure(results, "http", "analysis_only_texts_per_s"),
+                max_of(
+                    figure(results, "http", "analysis_only_texts_per_s"),
+                    figure(results, "http", "analysis_only_after_texts_per_s"),
+                ),
             ),
             0.8,
         ),
@@ -345,6 +353,7 @@ def http_suite(quick: bool, results_dir: Path) -> SuiteResult:
     result.raw = report
     labels = {
         "analysis_only": "analysis-only limit, batches of 32 (texts/s)",
+        "analysis_only_after": "analysis-only limit again, after the HTTP phases (texts/s)",
         "api_batches": "POST /v1/analyze, batches of 32 (texts/s)",
         "api_single_saturated": "POST /v1/analyze, one text, saturated (texts/s)",
         "tutorial": "tutorial design, one text, thread pool (texts/s)",
