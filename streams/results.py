@@ -16,7 +16,6 @@ from analyzers.pipeline import AnalysisRequest
 from schemas.errors import AnalysisFailed, ContentStreamError, InternalError, StageTimeout
 from schemas.events import AnalysisName, ContentEvent
 
-
 # Codes in a result's errors that still leave it complete (see worth_remembering).
 _COMPLETE_AS_BOUNDED = frozenset({"RESULT_TRUNCATED"})
 
