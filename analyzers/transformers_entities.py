@@ -31,7 +31,12 @@ import torch
 from transformers import AutoModelForTokenClassification
 
 from analyzers.config import TransformersConfig
-from analyzers.transformers_runtime import BatchedForward, load_model
+from analyzers.transformers_runtime import (
+    BatchedForward,
+    ChunkPrefetch,
+    load_model,
+    prefetch_chunk,
+)
 from schemas.results import Entity
 
 _TYPE_ALIASES: dict[str, str] = {
@@ -266,6 +271,7 @@ class TransformersEntityRecognizer:
         self.roles = label_roles(self.loaded.id2label)
         self.table = LabelTable.of(self.roles)
         self._forward = BatchedForward(self.loaded, config.batch_size, config.batch_tokens)
+        self.prefetch = ChunkPrefetch(prefetch_chunk(config.batch_size))
         tokenizer = self.loaded.tokenizer
         content = self.loaded.max_length - tokenizer.num_special_tokens_to_add(pair=False)
         self._stride = max(0, content // 4)
@@ -274,10 +280,9 @@ class TransformersEntityRecognizer:
         """Dummy batches of every length bucket, before the first real one."""
         self._forward.warm_up(_argmax)
 
-    def tag(self, texts: Sequence[str]) -> TaggedWindows:
-        """Tokenise (one fast batch call, long texts cut into overlapping windows) and
-        run the model: every window's tokens with their predicted labels."""
-        encoded = self.loaded.tokenizer(
+    def encode(self, texts: Sequence[str]) -> Any:
+        """One fast batch call; long texts cut into overlapping windows."""
+        return self.loaded.tokenizer(
             list(texts),
             truncation=True,
             max_length=self.loaded.max_length,
@@ -287,14 +292,20 @@ class TransformersEntityRecognizer:
             return_attention_mask=False,
             return_token_type_ids=False,
         )
-        windows: list[list[int]] = encoded["input_ids"]
-        labels = self._forward.run(windows, _argmax)
+
+    def tag(self, texts: Sequence[str], encoded: Any) -> TaggedWindows:
+        """Run the model over ``encoded`` (of ``texts``): every window's tokens with
+        their predicted labels."""
+        labels = self._forward.run(encoded["input_ids"], _argmax)
         return tagged_windows(texts, encoded, labels)
+
+    def _entities(self, texts: Sequence[str], encoded: Any) -> list[list[Entity]]:
+        return decode_batch(self.tag(texts, encoded), self.table)
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[Entity]]:
         if not texts:
             return []
-        return decode_batch(self.tag(texts), self.table)
+        return self.prefetch.map(texts, self.encode, self._entities)
 
 
 def tagged_windows(

@@ -17,7 +17,12 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from analyzers.config import TransformersConfig
-from analyzers.transformers_runtime import BatchedForward, load_model
+from analyzers.transformers_runtime import (
+    BatchedForward,
+    ChunkPrefetch,
+    load_model,
+    prefetch_chunk,
+)
 from schemas.errors import ConfigurationError
 from schemas.results import Sentiment, SentimentLabel, SentimentScores
 
@@ -129,6 +134,7 @@ class TransformersSentimentAnalyzer:
         self.classes = sentiment_classes(self.loaded.id2label)
         self._to_classes = class_matrix(self.classes)
         self._forward = BatchedForward(self.loaded, config.batch_size, config.batch_tokens)
+        self.prefetch = ChunkPrefetch(prefetch_chunk(config.batch_size))
 
     def warm_up(self) -> None:
         """Dummy batches of every length bucket, before the first real one."""
@@ -137,6 +143,9 @@ class TransformersSentimentAnalyzer:
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[Sentiment]:
         if not texts:
             return []
+        return self.prefetch.map(texts, self._encode, self._classify)
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         encoded = self.loaded.tokenizer(
             list(texts),
             truncation=True,
@@ -144,6 +153,10 @@ class TransformersSentimentAnalyzer:
             return_attention_mask=False,
             return_token_type_ids=False,
         )
-        rows = self._forward.run(encoded["input_ids"], _softmax)
+        ids: list[list[int]] = encoded["input_ids"]
+        return ids
+
+    def _classify(self, texts: Sequence[str], ids: list[list[int]]) -> list[Sentiment]:
+        rows = self._forward.run(ids, _softmax)
         probabilities = np.stack(rows).astype(np.float32) @ self._to_classes
         return sentiments_from_probabilities(probabilities)

@@ -279,6 +279,28 @@ def test_token_budget_bounds_every_forward_pass_and_results_keep_input_order(
         assert together.scores.positive == pytest.approx(alone.scores.positive, abs=1e-5)
 
 
+def test_chunks_tokenised_ahead_in_a_thread_give_the_same_results(
+    sentiment_dir: Path, entities_dir: Path
+) -> None:
+    texts = [f"{t}{i}" for i, t in enumerate(TEXTS * 5)]
+    analyzers: list[Any] = [
+        TransformersSentimentAnalyzer(_config(sentiment_dir)),
+        TransformersEntityRecognizer(_config(entities_dir, max_length=16)),
+    ]
+    for analyzer in analyzers:
+        whole = analyzer.analyze_batch(texts, _languages(texts))
+        assert analyzer.prefetch.chunk >= len(texts)  # one chunk: no thread
+        analyzer.prefetch.chunk = 7
+        chunked = analyzer.analyze_batch(texts, _languages(texts))
+        assert analyzer.prefetch._executor is not None
+        assert len(chunked) == len(texts)
+        if isinstance(analyzer, TransformersSentimentAnalyzer):
+            for a, b in zip(whole, chunked, strict=True):
+                assert a.scores.positive == pytest.approx(b.scores.positive, abs=1e-5)
+        else:
+            assert chunked == whole
+
+
 def test_warm_up_runs_every_length_bucket(
     sentiment_dir: Path, forward_calls: Callable[[Any], list[ForwardCall]]
 ) -> None:
