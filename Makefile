@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CS := $(VENV)/bin/contentstream
 STAMP := $(VENV)/.contentstream-installed
-EXTRAS ?= ml,train,dev
+EXTRAS ?= ml,train,otel,dev
 SERVICES := bash scripts/services.sh
 DATA_DIR ?= $(abspath ../shared/data)
 
