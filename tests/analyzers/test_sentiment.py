@@ -45,6 +45,12 @@ def test_obvious_chinese_reviews(analyzer: SentimentAnalyzer) -> None:
     assert _labels(analyzer, ZH_NEGATIVE, "zh") == ["negative"] * len(ZH_NEGATIVE)
 
 
+def test_weibo_emoticons_carry_their_polarity(analyzer: SentimentAnalyzer) -> None:
+    # Bracketed Weibo emoticons are taught as short labelled texts (train_sentiment.py).
+    texts = ["周末去爬山了[哈哈]", "周末去爬山了[泪]"]
+    assert _labels(analyzer, texts, "zh") == ["positive", "negative"]
+
+
 def test_obvious_english_reviews(analyzer: SentimentAnalyzer) -> None:
     assert _labels(analyzer, EN_POSITIVE, "en") == ["positive"] * len(EN_POSITIVE)
     assert _labels(analyzer, EN_NEGATIVE, "en") == ["negative"] * len(EN_NEGATIVE)
