@@ -256,10 +256,15 @@ def token_info(word: str, pos: str, res: KeywordResources) -> TokenInfo:
         or pos in _ASPECT_TAGS
         or word in res.stop_words
         # 一去, 不理, 没想到: a verb or an adjective led by a number or a negation;
-        # 睡不着, 受不了, 看得懂: a verb with a potential complement
+        # 睡不着, 受不了, 看得懂: a verb with a potential complement; 看着, 吃过: with an aspect
         or (
             pos in _PREDICATE_TAGS
-            and (word[0] in _NUMBER_OR_NEGATION or ("不" in word[1:-1] or "得" in word[1:-1]))
+            and (
+                word[0] in _NUMBER_OR_NEGATION
+                or "不" in word[1:-1]
+                or "得" in word[1:-1]
+                or (len(word) > 1 and word[-1] in "着过了")
+            )
         )
     ):
         if pos in _ASPECT_TAGS:
