@@ -127,16 +127,16 @@ class ChineseEntityTagger:
         owner = np.searchsorted(starts, begin, side="right") - 1
         local = begin - starts[owner]
         kinds = self._kinds
-        words: dict[int, WordOffsets] = {}
+        offsets_of: dict[int, WordOffsets] = {}
         for b, e, p, s in zip(
             begin.tolist(), end.tolist(), owner.tolist(), local.tolist(), strict=True
         ):
             piece = chunk[p]
             stop, kind = s + (e - b), kinds[int(tags[b])]
             if self.unglue and kind != "PER" and stop - s >= 3:
-                offsets = words.get(p)
+                offsets = offsets_of.get(p)
                 if offsets is None:
-                    offsets = words[p] = WordOffsets(segmentation.tag(piece.text))
+                    offsets = offsets_of[p] = WordOffsets(segmentation.tag(piece.text))
                 cut = offsets.unglued_end(piece.text, s, stop)
                 if cut is not None:
                     stop, kind = cut, "LOC"
