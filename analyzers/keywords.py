@@ -828,10 +828,10 @@ def _en_tag(
     token: str, lower: str, previous: int, after_determiner: bool, starts: bool, lex: EnLexicon
 ) -> int:
     """The chunker's class of one word token, from the lexicon, its suffix and context."""
-    if lower in lex.breaks:
-        return _BREAK
-    if token[0].isupper() and not starts:
-        return _PROPER
+    if lower in lex.breaks or (lower.endswith("'s") and lower[:-2] in lex.breaks):
+        return _BREAK  # also someone's, it's
+    if token[0].isupper() and (not starts or (len(token) > 1 and token.isupper())):
+        return _PROPER  # a capitalised word inside a sentence, or an acronym (NEW YORK)
     if lower in lex.verbs:
         return _BREAK
     if lower in lex.adjectives or (len(lower) > 5 and lower.endswith(_ADJ_SUFFIXES)):
