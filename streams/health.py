@@ -54,8 +54,11 @@ class WorkerHealth:
 
     Liveness: the process runs and its event loop is responsive; a failing liveness
     probe gets the container restarted, so it checks nothing outside the process.
-    Readiness: Kafka reachable, partitions assigned, analyzers loaded, and no assigned
-    partition stuck (lag with no commit progress, see streams/lag_monitor.py).
+    Readiness: Kafka reachable, partitions assigned, analyzers loaded and warmed up (every
+    analyzer process has run its stages' ``warm_up``, e.g. a transformers model's dummy
+    batches of every length bucket, before the pool starts; a model reload by SIGHUP
+    keeps the worker ready, the old processes serving until the new ones are), and no
+    assigned partition stuck (lag with no commit progress, see streams/lag_monitor.py).
     ``broker_connected`` and ``stuck_partitions`` may be replaced once the lag monitor
     runs (the worker starts it after construction).
     """
