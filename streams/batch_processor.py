@@ -50,6 +50,13 @@ from streams.analysis_batcher import Outcome as AnalysisOutcome
 from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
 from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with, dedup_owner
+from streams.headers import (
+    DEFAULT_FORWARD_HEADERS,
+    DEFAULT_FORWARD_PREFIX,
+    HeaderForwarding,
+    OwnHeaders,
+    with_trace,
+)
 from streams.kafka_clients import RECORD_REFUSALS
 from streams.metrics import WorkerMetrics, observe_values
 from streams.processor import Outcome, ProcessorConfig
@@ -64,6 +71,7 @@ from streams.results import (
     timeout_fields,
     worth_remembering,
 )
+from streams.tracing import DEDUP_SPAN, NO_TRACING, PUBLISH_SPAN, BatchTrace, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +122,7 @@ class _Item:
     followers: list[_Item] = field(default_factory=list)
     attempts: int = 0
     remember: bool = False  # its result may be reused for a repeat of its text
+    trace: BatchTrace | None = None  # its batch's spans, when tracing is on
 
     def turn_future(self) -> asyncio.Future[None]:
         if self.turn is None:
@@ -155,8 +164,15 @@ class BatchProcessor:
         publish_backoff_s: float = 0.5,
         max_publish_backoff_s: float = 10.0,
         refused_record_grace_s: float = 60.0,
+        forwarding: HeaderForwarding | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.config = config
+        self._forwarding = forwarding or HeaderForwarding(
+            DEFAULT_FORWARD_HEADERS, (DEFAULT_FORWARD_PREFIX,)
+        )
+        self._own = OwnHeaders()
+        self._tracing = tracing
         self._decoder = decoder
         self._analysis = analysis
         self._publisher = publisher
@@ -188,11 +204,19 @@ class BatchProcessor:
         items = [_Item(i, r) for i, r in enumerate(records)]
         for topic, n in Counter(r.topic for r in records).items():
             self._metrics.events_consumed.labels(topic=topic).inc(n)
+        trace = self._tracing.batch(records)
+        if trace is not None:
+            for item in items:
+                item.trace = trace
 
         try:
             rejected, events, previous_registration, registered = await self._take_in(items)
             try:
-                stored = await self._lookup(events)
+                if trace is not None and self._dedup is not None and events:
+                    with trace.child(DEDUP_SPAN, events=len(events)):
+                        stored = await self._lookup(events)
+                else:
+                    stored = await self._lookup(events)
                 if previous_registration is not None:
                     await asyncio.shield(previous_registration)
                 to_analyse, waiting, ready = self._register(events, stored)
@@ -211,6 +235,8 @@ class BatchProcessor:
             await asyncio.gather(*publishes)
         finally:
             self._release(items)
+            if trace is not None:
+                trace.end({o.value: n for o, n in outcomes.items()})
         for outcome, n in outcomes.items():
             self._metrics.events_finished.labels(outcome=outcome.value).inc(n)
         return outcomes
@@ -386,7 +412,8 @@ class BatchProcessor:
         reused = reuse_result(value, item.event)
         if reused is None:
             return None
-        return item, Outgoing(self.config.output_topic, item.key, reused, []), Outcome.DUPLICATE
+        message = Outgoing(self.config.output_topic, item.key, reused, self._result_headers(item))
+        return item, message, Outcome.DUPLICATE
 
     async def _wait_for_claims(self, waiting: list[_Item], outcomes: Counter[Outcome]) -> None:
         """Repeats of texts an earlier batch is analysing: reuse its result, or analyse
@@ -434,7 +461,7 @@ class BatchProcessor:
         try:
             while remaining:
                 chunk = await queue.get()
-                self._observe_timings(chunk)
+                self._observe_timings(chunk, items[0].trace)
                 outputs: list[_Output] = []
                 retry: list[_Item] = []
                 finished_at = datetime.now(UTC).isoformat()
@@ -460,7 +487,9 @@ class BatchProcessor:
             for task in (*publishes, *retries):
                 task.cancel()
 
-    def _observe_timings(self, chunk: list[tuple[int, AnalysisOutcome]]) -> None:
+    def _observe_timings(
+        self, chunk: list[tuple[int, AnalysisOutcome]], trace: BatchTrace | None
+    ) -> None:
         # Events of one pool batch carry the same per-stage timings (batch averages).
         groups: Counter[tuple[tuple[str, float], ...]] = Counter()
         try:
@@ -471,6 +500,15 @@ class BatchProcessor:
                 self._metrics.observe_stages(dict(timings), n)
         except Exception:  # metrics only: never worth an event
             log.debug("stage timings not observed", exc_info=True)
+        if trace is None or not groups:
+            return
+        try:
+            end_ns = time.time_ns()
+            versions = self._versions()
+            for timings, n in groups.items():
+                trace.stages(dict(timings), versions, n, end_ns)
+        except Exception:  # tracing only: never worth an event
+            log.debug("stage spans not recorded", exc_info=True)
 
     def _submit(self, items: list[_Item], deliver: Deliver) -> None:
         self._metrics.analyzer_calls.inc(len(items))
@@ -500,7 +538,8 @@ class BatchProcessor:
         else:
             fields = result
         body = build_result(item.event, item.chash, item.analyses, fields, finished_at)
-        message = Outgoing(self.config.output_topic, item.key, orjson.dumps(body), [])
+        value = orjson.dumps(body)
+        message = Outgoing(self.config.output_topic, item.key, value, self._result_headers(item))
         item.remember = worth_remembering(body)
         return item, message, Outcome.PARTIAL if body["errors"] else Outcome.OK
 
@@ -541,8 +580,24 @@ class BatchProcessor:
         record = item.record
         log_dead_letter(record, error, letter)
         self._metrics.dead_letters.labels(code=error.code.value).inc()
-        message = Outgoing(self._dlq_topic, record.key, record.value or b"", letter.headers())
+        headers = letter.headers()
+        headers += self._forwarded(item)
+        message = Outgoing(self._dlq_topic, record.key, record.value or b"", headers)
         return item, message, Outcome.DEAD_LETTERED
+
+    def _forwarded(self, item: _Item) -> Headers:
+        """The input headers that travel on with ``item``'s output; with a sampled
+        trace, its event span's context in place of the incoming one."""
+        forwarded = self._forwarding.forwarded(item.record.headers)
+        if item.trace is not None:
+            forwarded = with_trace(forwarded, item.trace.event_headers(item.index))
+        return forwarded
+
+    def _result_headers(self, item: _Item) -> Headers:
+        assert item.event is not None
+        headers = self._own.for_result(item.event.id, self._versions())
+        headers += self._forwarded(item)
+        return headers
 
     async def _publish(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
         """Send what may go now as one group; an output whose event id has an earlier
@@ -632,11 +687,20 @@ class BatchProcessor:
         await self._send([output], outcomes)
 
     async def _send(self, outputs: list[_Output], outcomes: Counter[Outcome]) -> None:
-        outputs = await self._deliver(outputs)
+        trace = outputs[0][0].trace if outputs else None
+        if trace is not None:
+            with trace.child(PUBLISH_SPAN, **{"messaging.batch.message_count": len(outputs)}):
+                outputs = await self._deliver(outputs)
+        else:
+            outputs = await self._deliver(outputs)
         now = time.time()
         latencies: list[float] = []
         for item, message, outcome in outputs:
             outcomes[outcome] += 1
+            if item.trace is not None:
+                item.trace.event_done(
+                    item.index, outcome.value, item.event.id if item.event else None
+                )
             if message is not None and item.event is not None:
                 produced = produced_at_s(item.event)
                 if produced is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from schemas.dead_letter import HEADER_NAMES, DeadLetter
@@ -158,9 +159,18 @@ class DeadLetterPublisher:
         self._sink = sink
 
     async def publish(
-        self, record: InputRecord, error: ContentStreamError, *, stage: str
+        self,
+        record: InputRecord,
+        error: ContentStreamError,
+        *,
+        stage: str,
+        forwarded: Sequence[tuple[str, bytes]] = (),
     ) -> DeadLetter:
+        """Publish ``record``'s dead letter: its reason headers, then ``forwarded``
+        (the input headers that travel on, streams/headers.py)."""
         letter = build_dead_letter(record, error, stage=stage, max_peek_bytes=self._max_peek)
         log_dead_letter(record, error, letter)
-        await self._sink.send(self.topic, record.key, record.value or b"", letter.headers())
+        headers = letter.headers()
+        headers += forwarded
+        await self._sink.send(self.topic, record.key, record.value or b"", headers)
         return letter

@@ -32,8 +32,15 @@ from schemas.events import AnalysisName, ContentEvent
 from streams.dead_letters import DeadLetterPublisher
 from streams.decoding import EventDecoder
 from streams.dedup import DedupScope, DedupStore, dedup_key
+from streams.headers import (
+    DEFAULT_FORWARD_HEADERS,
+    DEFAULT_FORWARD_PREFIX,
+    HeaderForwarding,
+    OwnHeaders,
+    with_trace,
+)
 from streams.metrics import WorkerMetrics
-from streams.records import InputRecord, RecordSink
+from streams.records import Headers, InputRecord, RecordSink
 from streams.results import (
     analysis_failure,
     build_result,
@@ -44,6 +51,7 @@ from streams.results import (
     timeout_fields,
     worth_remembering,
 )
+from streams.tracing import DEDUP_SPAN, NO_TRACING, PUBLISH_SPAN, BatchTrace, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +88,15 @@ class EventProcessor:
         dedup: DedupStore | None,
         metrics: WorkerMetrics,
         analyzer_versions: Callable[[], dict[str, str]],
+        forwarding: HeaderForwarding | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.config = config
+        self._forwarding = forwarding or HeaderForwarding(
+            DEFAULT_FORWARD_HEADERS, (DEFAULT_FORWARD_PREFIX,)
+        )
+        self._own = OwnHeaders()
+        self._tracing = tracing
         self._decoder = decoder
         self._analyze = analyze
         self._sink = sink
@@ -102,6 +117,19 @@ class EventProcessor:
 
     async def process(self, record: InputRecord) -> Outcome:
         """Handle one record; returns once its output (if any) is acknowledged by Kafka."""
+        trace = self._tracing.batch([record])
+        if trace is None:
+            return await self._process(record, None)
+        finished = "unfinished"  # Kafka away: Faust retries the record
+        try:
+            outcome = await self._process(record, trace)
+            finished = outcome.value
+        finally:
+            trace.event_done(0, finished)
+            trace.end({finished: 1})
+        return outcome
+
+    async def _process(self, record: InputRecord, trace: BatchTrace | None) -> Outcome:
         self._metrics.events_consumed.labels(topic=record.topic).inc()
         rejection: ContentStreamError | None = None
         try:
@@ -114,7 +142,7 @@ class EventProcessor:
         except Exception as exc:  # the decoder's bug, not the producer's fault
             rejection = internal_error("decoding", exc, "decode")
         if rejection is not None:
-            outcome = await self._dead_letter(record, rejection, stage="decode")
+            outcome = await self._dead_letter(record, rejection, stage="decode", trace=trace)
             self._metrics.events_finished.labels(outcome=outcome.value).inc()
             return outcome
 
@@ -123,7 +151,9 @@ class EventProcessor:
         mine: asyncio.Future[None] = loop.create_future()
         self._key_tails[key] = mine
         try:
-            outcome = await self._process_event(record, event, key, previous, analyses, chash)
+            outcome = await self._process_event(
+                record, event, key, previous, analyses, chash, trace
+            )
         finally:
             if not mine.done():
                 mine.set_result(None)
@@ -140,8 +170,8 @@ class EventProcessor:
         previous: asyncio.Future[None] | None,
         analyses: tuple[AnalysisName, ...],
         chash: str,
+        trace: BatchTrace | None,
     ) -> Outcome:
-
         if self._dedup is not None:
             dkey = dedup_key(
                 event.text,
@@ -151,7 +181,11 @@ class EventProcessor:
                 language=event.language,
                 scope=self.config.dedup_scope,
             )
-            stored = await self._dedup.get(dkey)
+            if trace is None:
+                stored = await self._dedup.get(dkey)
+            else:
+                with trace.child(DEDUP_SPAN, events=1):
+                    stored = await self._dedup.get(dkey)
             if stored is None and dkey in self._analysing:
                 # The same text is being analysed for an earlier event right now:
                 # wait for that analysis instead of running a second one.
@@ -163,7 +197,7 @@ class EventProcessor:
                 value = reuse_result(stored, event)
                 if value is not None:  # else a damaged entry: analyse instead
                     self._metrics.dedup_hits.inc()
-                    await self._publish(key, value, previous, event)
+                    await self._publish(key, value, previous, event, record, trace)
                     return Outcome.DUPLICATE
             self._metrics.dedup_misses.inc()
             mine: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
@@ -171,7 +205,7 @@ class EventProcessor:
             stored_value: bytes | None = None
             try:
                 outcome, stored_value = await self._analyse_and_publish(
-                    record, event, key, previous, chash, analyses
+                    record, event, key, previous, chash, analyses, trace
                 )
                 if stored_value is not None:
                     # Only after Kafka acknowledged the result: a crash before this
@@ -185,7 +219,9 @@ class EventProcessor:
                     mine.set_result(stored_value)
             return outcome
 
-        outcome, _ = await self._analyse_and_publish(record, event, key, previous, chash, analyses)
+        outcome, _ = await self._analyse_and_publish(
+            record, event, key, previous, chash, analyses, trace
+        )
         return outcome
 
     async def _analyse_and_publish(
@@ -196,6 +232,7 @@ class EventProcessor:
         previous: asyncio.Future[None] | None,
         chash: str,
         analyses: tuple[AnalysisName, ...],
+        trace: BatchTrace | None,
     ) -> tuple[Outcome, bytes | None]:
         """Analyse and publish; returns the outcome and the value worth remembering."""
         request = AnalysisRequest(
@@ -206,7 +243,10 @@ class EventProcessor:
         except ContentStreamError as exc:
             if previous is not None:
                 await previous
-            return await self._dead_letter(record, exc, stage=exc.stage or "analysis"), None
+            outcome = await self._dead_letter(
+                record, exc, stage=exc.stage or "analysis", trace=trace
+            )
+            return outcome, None
 
         try:
             result = build_result(event, chash, analyses, fields)
@@ -215,12 +255,17 @@ class EventProcessor:
             if previous is not None:
                 await previous
             error = internal_error("building its result", exc, "result")
-            return await self._dead_letter(record, error, stage="result"), None
+            return await self._dead_letter(record, error, stage="result", trace=trace), None
         try:
             self._metrics.observe_stages(fields.get("timings_ms", {}))
         except Exception:  # metrics only: never worth an event
             log.debug("stage timings not observed", exc_info=True)
-        await self._publish(key, value, previous, event)
+        if trace is not None:
+            try:
+                trace.stages(fields.get("timings_ms", {}), fields.get("analyzer_versions", {}), 1)
+            except Exception:  # tracing only: never worth an event
+                log.debug("stage spans not recorded", exc_info=True)
+        await self._publish(key, value, previous, event, record, trace)
         outcome = Outcome.PARTIAL if result["errors"] else Outcome.OK
         return outcome, value if worth_remembering(result) else None
 
@@ -261,17 +306,43 @@ class EventProcessor:
         value: bytes,
         previous: asyncio.Future[None] | None,
         event: ContentEvent,
+        record: InputRecord,
+        trace: BatchTrace | None,
     ) -> None:
+        headers = self._own.for_result(event.id, self._versions())
+        headers += self._forwarded(record, trace)
         if previous is not None:
             await previous
-        await self._sink.send(self.config.output_topic, key, value, [])
+        if trace is None:
+            await self._sink.send(self.config.output_topic, key, value, headers)
+        else:
+            with trace.child(PUBLISH_SPAN, **{"messaging.batch.message_count": 1}):
+                await self._sink.send(self.config.output_topic, key, value, headers)
         produced = produced_at_s(event)
         if produced is not None:
             self._metrics.end_to_end_latency.observe(max(0.0, time.time() - produced))
 
+    def _forwarded(self, record: InputRecord, trace: BatchTrace | None) -> Headers:
+        """The input headers that travel on (streams/headers.py); with a sampled
+        trace, its event span's context in place of the incoming one."""
+        forwarded = self._forwarding.forwarded(record.headers)
+        if trace is not None:
+            forwarded = with_trace(forwarded, trace.event_headers(0))
+        return forwarded
+
     async def _dead_letter(
-        self, record: InputRecord, error: ContentStreamError, *, stage: str
+        self,
+        record: InputRecord,
+        error: ContentStreamError,
+        *,
+        stage: str,
+        trace: BatchTrace | None = None,
     ) -> Outcome:
-        await self._dead_letters.publish(record, error, stage=stage)
+        forwarded = self._forwarded(record, trace)
+        if trace is None:
+            await self._dead_letters.publish(record, error, stage=stage, forwarded=forwarded)
+        else:
+            with trace.child(PUBLISH_SPAN, **{"messaging.batch.message_count": 1}):
+                await self._dead_letters.publish(record, error, stage=stage, forwarded=forwarded)
         self._metrics.dead_letters.labels(code=error.code.value).inc()
         return Outcome.DEAD_LETTERED

@@ -135,6 +135,16 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(
         default="content.dlq", description="Topic for events that could not be processed."
     )
+    forward_headers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("traceparent", "tracestate", "baggage"),
+        description="Comma-separated input headers copied onto each event's result and dead "
+        "letter (case-insensitive; empty: none). contentstream-* headers are never copied.",
+    )
+    forward_header_prefix: str = Field(
+        default="x-",
+        description="Input headers starting with this are copied too (case-insensitive; "
+        "empty: none).",
+    )
     topic_partitions: int = Field(
         default=8, ge=1, description="Partitions when the worker creates missing topics."
     )
@@ -410,6 +420,13 @@ class Settings(BaseSettings):
             if lowered in _FALSE_WORDS:
                 return "fp32"
             return lowered
+        return value
+
+    @field_validator("forward_headers", mode="before")
+    @classmethod
+    def _split_headers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("analyses", mode="before")

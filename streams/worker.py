@@ -37,6 +37,7 @@ from streams.dedup import (
     RedisDedupStore,
 )
 from streams.faust_app import FaustSink, create_app, declare_topics, to_record
+from streams.headers import forwarding_from_settings
 from streams.health import LoopLagProbe, WorkerHealth
 from streams.metrics import WorkerMetrics
 from streams.pipeline_config import pipeline_config
@@ -45,6 +46,7 @@ from streams.records import RecordSink
 from streams.runtime import WorkerRuntime
 from streams.security import redis_client_kwargs
 from streams.settings import Settings
+from streams.tracing import tracing_from_env
 from streams.transactions import TransactionalFaustSink, guard_commits
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,10 @@ class ContentWorker:
             max_attempts=settings.max_attempts,
         )
         self.decoder = EventDecoder.from_settings(settings)
+        self.forwarding = forwarding_from_settings(settings)
+        # Decided once: without the otel extra (or with OTEL_SDK_DISABLED=true) the
+        # processors get a tracing that makes no spans at all.
+        self.tracing = tracing_from_env()
         self._ready = asyncio.Event()
         self._http: Any = None
         self._assigned: set[tuple[str, int]] = set()
@@ -161,6 +167,8 @@ class ContentWorker:
             metrics=self.metrics,
             analyzer_versions=lambda: self.pool.versions,
             refused_record_grace_s=self.settings.refused_record_grace_s,
+            forwarding=self.forwarding,
+            tracing=self.tracing,
         )
         self.engine = BatchEngine(
             self.settings,
@@ -241,6 +249,8 @@ class ContentWorker:
             dedup=self.dedup,
             metrics=self.metrics,
             analyzer_versions=lambda: self.pool.versions,
+            forwarding=self.forwarding,
+            tracing=self.tracing,
         )
         self.runtime = WorkerRuntime(
             self.processor,
@@ -391,6 +401,8 @@ class ContentWorker:
             await self._http.cleanup()
         self.loop_probe.stop()
         self.metrics.up.set(0)
+        if self.tracing.enabled:  # the last spans, exported off the event loop
+            await asyncio.to_thread(self.tracing.shutdown)
 
     @property
     def ready(self) -> bool:

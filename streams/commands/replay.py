@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from schemas.dead_letter import HEADER_NAMES, DeadLetter
+from schemas.dead_letter import HEADER_NAMES, HEADER_PREFIX, DeadLetter
 from streams.settings import load_settings
 
 # Headers that describe the earlier failure and must follow the record, so a record
@@ -22,6 +22,13 @@ _CARRIED = {
     HEADER_NAMES["partition"],
     HEADER_NAMES["offset"],
 }
+
+
+def carried_headers(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The headers a replayed record goes back with: the origin of its failure, and
+    the input headers its dead letter carried on (trace context, ``x-*``: see
+    streams/headers.py); not the reason of the earlier failure."""
+    return [(k, v) for k, v in headers if k in _CARRIED or not k.lower().startswith(HEADER_PREFIX)]
 
 
 def register(subparsers: Any) -> None:
@@ -127,7 +134,7 @@ async def replay(args: argparse.Namespace) -> int:
                                     file=sys.stderr,
                                 )
                                 continue
-                        carried = [(k, v) for k, v in headers if k in _CARRIED]
+                        carried = carried_headers(headers)
                         futures.append(
                             await producer.send(
                                 target, value=value, key=record.key, headers=carried

@@ -87,7 +87,14 @@ async def test_valid_event_is_published_keyed_by_id() -> None:
     assert outcome is Outcome.OK
     [(topic, key, value, headers)] = sink.sent
     result = orjson.loads(value)
-    assert (topic, key, headers) == ("out", b"e1", [])
+    assert (topic, key) == ("out", b"e1")
+    # contentstream's own headers only: the record carried none to forward.
+    assert [name for name, _ in headers] == [
+        "contentstream-event-id",
+        "contentstream-schema-version",
+        "contentstream-analyzer-versions",
+    ]
+    assert headers[0] == ("contentstream-event-id", b"e1")
     assert result["id"] == "e1" and result["language"] == "zh"
     assert result["metadata"] == {"a": 1} and result["duplicate_of"] is None
     assert metrics.events_finished.labels(outcome="ok")._value.get() == 1
