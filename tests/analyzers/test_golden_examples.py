@@ -257,7 +257,7 @@ WRITTEN: tuple[Golden, ...] = (
         "长江流域入汛以来降雨偏多，武汉水位持续上涨。",
         "zh",
         BAD_NEWS,
-        entities=(ent("长江", "LOC"), ent("武汉", "LOC")),
+        entities=(ent("长江", "LOC", "长江流域"), ent("武汉", "LOC")),
         not_keywords=("持续上涨", "降雨偏多"),
     ),
     # ---- Chinese reviews
@@ -576,28 +576,17 @@ _EN_SENTIMENT = "waiting for the retrained English sentiment model"
 _ZH_ENTITIES = "waiting for the retrained Chinese entity model"
 _EN_ENTITIES = "waiting for the retrained English entity model"
 PENDING: dict[tuple[str, str], str] = {
-    **{
-        (case_id, "sentiment"): _ZH_SENTIMENT
-        for case_id in (
-            "zh-001 zh-005 mix-001 zh-news-06 zh-news-07 zh-post-01 zh-post-02 zh-post-03 "
-            "zh-post-04 zh-post-06"
-        ).split()
-    },
-    **{
-        (case_id, "sentiment"): _EN_SENTIMENT
-        for case_id in (
-            "en-003 en-news-01 en-news-02 en-news-08 en-review-06 en-review-07 en-post-01 "
-            "en-post-03"
-        ).split()
-    },
-    **{
-        (case_id, "entities"): _ZH_ENTITIES
-        for case_id in "zh-002 zh-news-09 zh-news-10 zh-post-06".split()
-    },
-    **{
-        (case_id, "entities"): _EN_ENTITIES
-        for case_id in "en-001 en-news-05 en-news-07 en-post-01".split()
-    },
+    ("zh-005", "sentiment"): _ZH_SENTIMENT,
+    ("mix-001", "sentiment"): _ZH_SENTIMENT,
+    ("zh-post-01", "sentiment"): _ZH_SENTIMENT,
+    ("zh-post-06", "sentiment"): _ZH_SENTIMENT,
+    ("en-review-07", "sentiment"): _EN_SENTIMENT,
+    ("en-post-02", "sentiment"): _EN_SENTIMENT,
+    ("zh-news-09", "entities"): _ZH_ENTITIES,
+    ("zh-post-06", "entities"): _ZH_ENTITIES,
+    ("en-news-01", "entities"): _EN_ENTITIES,
+    ("en-news-04", "entities"): _EN_ENTITIES,
+    ("en-news-07", "entities"): _EN_ENTITIES,
 }
 
 
