@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ from typing import Any
 import orjson
 
 from schemas.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -106,19 +111,57 @@ def load_keys_file(path: Path) -> list[tuple[bytes, Tenant]]:
 
 
 class KeyRing:
-    """Finds the tenant of a presented bearer token."""
+    """Finds the tenant of a presented bearer token.
 
-    def __init__(self, entries: list[tuple[bytes, Tenant]]) -> None:
+    Built :meth:`from_file`, it reads the file again when it changes (checked at most
+    every ``check_every_s``): keys are added and revoked without a restart, as a
+    Kubernetes Secret mounted as a file is updated in place. A file that no longer
+    parses is logged and ignored: the keys in use stay."""
+
+    def __init__(
+        self,
+        entries: list[tuple[bytes, Tenant]],
+        *,
+        path: Path | None = None,
+        check_every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._entries = entries
+        self._path = path
+        self._check_every = check_every_s
+        self._clock = clock
+        self._checked_at = clock()
+        self._stamp = _stamp(path) if path is not None else None
 
     @classmethod
-    def from_file(cls, path: Path) -> KeyRing:
-        return cls(load_keys_file(path))
+    def from_file(cls, path: Path, **kwargs: Any) -> KeyRing:
+        return cls(load_keys_file(path), path=path, **kwargs)
+
+    def _maybe_reload(self) -> None:
+        now = self._clock()
+        if self._path is None or now - self._checked_at < self._check_every:
+            return
+        self._checked_at = now
+        stamp = _stamp(self._path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            entries = load_keys_file(self._path)
+        except ConfigurationError as exc:
+            log.warning(
+                "API keys file changed but was not loaded (%s); keeping the keys in use",
+                exc.message,
+            )
+            return
+        self._entries = entries
+        log.info("API keys reloaded: %d key(s)", len(entries))
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def tenant(self, token: str) -> Tenant | None:
+        self._maybe_reload()
         presented = hash_key(token).encode("ascii")
         found: Tenant | None = None
         for digest, tenant in self._entries:
@@ -136,3 +179,12 @@ class KeyRing:
         if scheme.lower() != "bearer" or not token:
             return None
         return self.tenant(token)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: inode (a Secret update swaps a symlink), mtime, size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -116,3 +116,23 @@ def test_hash_key_prints_what_a_keys_file_stores(
     monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
     assert main(["api", "hash-key"]) == 0
     assert capsys.readouterr().out.strip() == hash_key("s3cret")
+
+
+def test_keys_file_changes_are_picked_up_without_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "keys.yaml"
+    path.write_text(f"{hash_key('old')}: acme\n")
+    ring = KeyRing.from_file(path, check_every_s=5, clock=clock)
+    assert ring.authenticate("Bearer old") is not None
+    replacement = tmp_path / "new.yaml"
+    replacement.write_text(f"{hash_key('new')}: acme\n")
+    replacement.replace(path)  # as a Secret update swaps the file
+    assert ring.authenticate("Bearer new") is None  # not yet checked again
+    clock.now += 6
+    assert ring.authenticate("Bearer new") is not None
+    assert ring.authenticate("Bearer old") is None  # revoked
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("[not, a, mapping]\n")
+    broken.replace(path)
+    clock.now += 6
+    assert ring.authenticate("Bearer new") is not None  # a broken file keeps the keys
