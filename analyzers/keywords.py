@@ -285,7 +285,8 @@ def token_info(word: str, pos: str, res: KeywordResources) -> TokenInfo:
         else ROLE_LONG_VERB
         if pos in _VERB_TAGS
         else ROLE_NUMBER
-        if pos in _NUMBER_TAGS or (pos == "b" and len(word) == 1)
+        # 总 (b) ends no term; 新一任, 第一届 (b) count, like a number
+        if pos in _NUMBER_TAGS or (pos == "b" and (len(word) == 1 or "一" in word))
         else ROLE_WORD
     )
     return (
