@@ -43,6 +43,7 @@ from streams.dedup import (
 )
 from streams.results import (
     build_result,
+    internal_error,
     result_key,
     reuse_result,
     timeout_fields,
@@ -282,30 +283,42 @@ class AnalysisService:
         except Exception as exc:  # the pool's contract is ContentStreamError; be safe
             self._fail(item, ServiceUnavailable(f"analysis failed: {type(exc).__name__}"))
             return
+        chash = content_hash(event.text)
+        finished = _now()
         try:
-            body = build_result(event, content_hash(event.text), item.analyses, fields, _now())
+            body = build_result(event, chash, item.analyses, fields, finished)
             item.answer = orjson.dumps(body)
-        except Exception as exc:
-            self._fail(item, ContentStreamError(f"building the result failed: {exc}"[:500]))
-            return
-        item.outcome = "partial" if body["errors"] else "ok"
-        keep = worth_remembering(body)
+        except Exception as exc:  # e.g. orjson refusing what the event carries
+            self._fail(item, internal_error("building its result", exc, "result"), alone=True)
+            body = None
+        if body is not None:
+            item.outcome = "partial" if body["errors"] else "ok"
+        keep = body is not None and worth_remembering(body)
         for follower in item.followers:
             assert follower.event is not None
-            reused = reuse_result(item.answer, follower.event) if keep else None
-            if reused is None:
-                # A partial result is not reused (as in the worker): the repeat reports
-                # the same failure under its own id.
-                follower.answer = orjson.dumps({**body, "id": follower.event.id})
-                follower.outcome = item.outcome
-            else:
+            reused = reuse_result(item.answer, follower.event) if keep and item.answer else None
+            if reused is not None:
                 follower.answer = reused
                 follower.outcome = "duplicate"
+                continue
+            # Not reusable (a partial result is not reused, as in the worker; or the first
+            # one's result could not be built): the repeat gets its own result of the
+            # same analysis, with its own id, source and metadata.
+            try:
+                own = build_result(follower.event, chash, item.analyses, fields, finished)
+                follower.answer = orjson.dumps(own)
+                follower.outcome = "partial" if own["errors"] else "ok"
+            except Exception as exc:
+                self._fail(
+                    follower, internal_error("building its result", exc, "result"), alone=True
+                )
         if not keep:
             item.dkey = None
 
-    def _fail(self, item: _Text, exc: ContentStreamError) -> None:
-        for one in (item, *item.followers):
+    def _fail(self, item: _Text, exc: ContentStreamError, *, alone: bool = False) -> None:
+        """``item`` (and, unless ``alone``, the repeats that wait on it) answered with
+        ``exc``'s code in its place."""
+        for one in (item,) if alone else (item, *item.followers):
             one.error = {
                 "index": one.index,
                 "id": readable_id(one.payload),

@@ -44,6 +44,7 @@ class FakeAnalyzer:
         self.calls: list[AnalysisRequest] = []
         self.gate: asyncio.Event | None = None
         self.hang = False
+        self.time_out = False
 
     async def analyze(self, request: AnalysisRequest) -> dict[str, Any]:
         self.calls.append(request)
@@ -51,6 +52,10 @@ class FakeAnalyzer:
             await asyncio.Event().wait()
         if self.gate is not None:
             await self.gate.wait()
+        if self.time_out:
+            from schemas.errors import StageTimeout
+
+            raise StageTimeout("analysis of 1 event(s) ran past 30s", stage="analysis")
         return {
             "language": request.language_hint or "en",
             "sentiment": None,

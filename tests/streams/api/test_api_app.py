@@ -373,3 +373,25 @@ async def test_a_body_that_never_finishes_arriving_answers_408() -> None:
         )
     assert r.status_code == 408
     assert r.json()["error"]["stage"] == "body"
+
+
+async def test_a_timed_out_analysis_is_a_partial_result_each_repeat_its_own() -> None:
+    h = Harness()
+    h.analyzer.time_out = True
+    body = {
+        "texts": [
+            {"id": "a", "text": "slow text", "metadata": {"n": 1}},
+            {"id": "b", "text": "slow text", "metadata": {"n": 2}},
+        ]
+    }
+    async with h.client() as c:
+        r = await c.post("/v1/analyze", json=body, headers=auth())
+        again = await c.post("/v1/analyze", json={"text": "slow text"}, headers=auth())
+    first, second = r.json()["results"]
+    assert [e["code"] for e in first["errors"]] == ["STAGE_TIMEOUT"]
+    assert (first["id"], first["metadata"]) == ("a", {"n": 1})
+    assert (second["id"], second["metadata"], second["duplicate_of"]) == ("b", {"n": 2}, None)
+    assert second["errors"] == first["errors"]
+    # A partial result is not remembered: the next request is analysed again.
+    assert again.json()["results"][0]["duplicate_of"] is None
+    assert len(h.analyzer.calls) == 2
