@@ -14,7 +14,8 @@ consumer continues the same trace. Unsampled events cost no span.
 
 Configured once at start by the standard ``OTEL_*`` variables (``OTEL_SDK_DISABLED``,
 ``OTEL_TRACES_EXPORTER``, ``OTEL_EXPORTER_OTLP_*``, ``OTEL_SERVICE_NAME``,
-``OTEL_TRACES_SAMPLER``...). Without the extra, with ``OTEL_SDK_DISABLED=true`` or
+``OTEL_TRACES_SAMPLER``...); on when an exporter or an OTLP endpoint is named. Without
+the extra, with none named, with ``OTEL_SDK_DISABLED=true`` or
 ``OTEL_TRACES_EXPORTER=none``, :func:`tracing_from_env` gives :data:`NO_TRACING`, whose
 ``batch`` answers None: the processors then do nothing for tracing but one ``is None``
 test per batch.
@@ -263,6 +264,13 @@ def _exporters(environ: Mapping[str, str]) -> list[Any]:
     return exporters
 
 
+_ASKED_FOR = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+
+
 def tracing_from_env(environ: Mapping[str, str] | None = None) -> Tracing:
     """The worker's tracing, decided once at start from the ``OTEL_*`` variables."""
     env = os.environ if environ is None else environ
@@ -278,6 +286,11 @@ def tracing_from_env(environ: Mapping[str, str] | None = None) -> Tracing:
     existing = trace.get_tracer_provider()
     if isinstance(existing, TracerProvider):  # set up already (opentelemetry-instrument)
         return OtelTracing(existing)
+    if not any(env.get(name) for name in _ASKED_FOR):
+        # Installing the extra is not asking for spans: without an exporter or an
+        # endpoint named, the SDK's default (OTLP to localhost:4318) would only log
+        # connection errors on every machine that has no collector.
+        return NO_TRACING
     try:
         exporters = _exporters(env)
     except Exception:

@@ -232,6 +232,7 @@ async def test_nothing_recorded_when_disabled(name: str, exporter: InMemorySpanE
     disabled = tracing_from_env({"OTEL_SDK_DISABLED": "true"})
     assert disabled is NO_TRACING and disabled.batch(records()) is None
     assert tracing_from_env({"OTEL_TRACES_EXPORTER": "none"}) is NO_TRACING
+    assert tracing_from_env({}) is NO_TRACING  # the extra alone does not ask for spans
     run, sent = engine(name, disabled)
     await run(records())
     assert exporter.get_finished_spans() == ()
