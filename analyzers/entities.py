@@ -23,6 +23,7 @@ import numpy.typing as npt
 from analyzers import segmentation
 from analyzers.entities_en import EnglishEntityTagger
 from analyzers.ner_features import (
+    NOT_NAME_FINAL,
     PAD,
     FeatureExtractor,
     Gazetteer,
@@ -133,7 +134,10 @@ class ChineseEntityTagger:
         ):
             piece = chunk[p]
             stop, kind = s + (e - b), kinds[int(tags[b])]
-            if self.unglue and kind != "PER" and stop - s >= 3:
+            if self.unglue and kind == "PER" and stop - s >= 3:
+                if piece.text[stop - 1] in NOT_NAME_FINAL:
+                    stop -= 1
+            elif self.unglue and stop - s >= 3:
                 offsets = offsets_of.get(p)
                 if offsets is None:
                     offsets = offsets_of[p] = WordOffsets(segmentation.tag(piece.text))

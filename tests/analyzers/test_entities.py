@@ -229,3 +229,9 @@ def test_word_offsets_unglue_rule(text: str, span: tuple[int, int], expected: in
 
     offsets = WordOffsets(segmentation.tag(text))
     assert offsets.unglued_end(text, *span) == expected
+
+
+def test_person_does_not_swallow_the_next_word(recognizer: EntityRecognizer) -> None:
+    text = "张三在北京大学读书，李华去了上海。"
+    (found,) = recognizer.analyze_batch([text], ["zh"])
+    assert all(e.text[-1] not in "在去" for e in found if e.type == "PER")
