@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 # Top-level fields of a /v1/analyze body.
 _ANALYZE_FIELDS = frozenset({"text", "texts", "id", "analyses", "language", "source", "metadata"})
 HTTP_SOURCE = "http"
+# Tries of one text's analysis when the pool fails in a retriable way (a process died).
+ANALYSIS_ATTEMPTS = 2
 
 
 class Analyzer(Protocol):
@@ -273,16 +275,25 @@ class AnalysisService:
         request = AnalysisRequest(
             text=event.text, analyses=frozenset(item.analyses), language_hint=event.language
         )
-        try:
-            fields = await self._analyzer.analyze(request)
-        except StageTimeout as exc:
-            fields = timeout_fields(request, exc)
-        except ContentStreamError as exc:
-            self._fail(item, exc)
-            return
-        except Exception as exc:  # the pool's contract is ContentStreamError; be safe
-            self._fail(item, ServiceUnavailable(f"analysis failed: {type(exc).__name__}"))
-            return
+        fields: dict[str, Any] | None = None
+        for attempt in range(1, ANALYSIS_ATTEMPTS + 1):
+            try:
+                fields = await self._analyzer.analyze(request)
+                break
+            except StageTimeout as exc:  # a hang is the text's: publish what we know
+                fields = timeout_fields(request, exc)
+                break
+            except ContentStreamError as exc:
+                # An analyzer process that died under the batch (retriable) is replaced
+                # by a warm spare: one more try, as the worker would.
+                if exc.retriable and attempt < ANALYSIS_ATTEMPTS:
+                    continue
+                self._fail(item, exc)
+                return
+            except Exception as exc:  # the pool's contract is ContentStreamError; be safe
+                self._fail(item, ServiceUnavailable(f"analysis failed: {type(exc).__name__}"))
+                return
+        assert fields is not None
         chash = content_hash(event.text)
         finished = _now()
         try:

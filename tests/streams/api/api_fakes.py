@@ -45,6 +45,7 @@ class FakeAnalyzer:
         self.gate: asyncio.Event | None = None
         self.hang = False
         self.time_out = False
+        self.die = 0  # this many analyses fail as if their process died
 
     async def analyze(self, request: AnalysisRequest) -> dict[str, Any]:
         self.calls.append(request)
@@ -52,6 +53,11 @@ class FakeAnalyzer:
             await asyncio.Event().wait()
         if self.gate is not None:
             await self.gate.wait()
+        if self.die:
+            from schemas.errors import ServiceUnavailable
+
+            self.die -= 1
+            raise ServiceUnavailable("analyzer process exited")
         if self.time_out:
             from schemas.errors import StageTimeout
 

@@ -395,3 +395,16 @@ async def test_a_timed_out_analysis_is_a_partial_result_each_repeat_its_own() ->
     # A partial result is not remembered: the next request is analysed again.
     assert again.json()["results"][0]["duplicate_of"] is None
     assert len(h.analyzer.calls) == 2
+
+
+@pytest.mark.parametrize(("deaths", "code"), [(1, None), (2, "SERVICE_UNAVAILABLE")])
+async def test_a_dead_analyzer_process_costs_one_retry_then_the_texts_error(
+    deaths: int, code: str | None
+) -> None:
+    h = Harness()
+    h.analyzer.die = deaths
+    async with h.client() as c:
+        r = await c.post("/v1/analyze", json={"texts": ["x"]}, headers=auth())
+    (result,) = r.json()["results"]
+    assert r.status_code == 200 and len(h.analyzer.calls) == 2
+    assert (result.get("error") or {}).get("code") == code
