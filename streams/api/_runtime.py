@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -197,6 +198,10 @@ class ApiRuntime:
         log.info("starting %d analyzer process(es)", self.pool.size)
         await self.pool.start()
         log.info("analyzers ready: %s", self.pool.versions)
+        # The objects of start-up (FastAPI, pydantic, models' metadata) live for ever:
+        # frozen, the collector's full passes no longer walk them on the request path.
+        gc.collect()
+        gc.freeze()
         self._ready = True
 
     async def stop(self) -> None:
