@@ -47,6 +47,7 @@ SUITES = (
     "analyzers",
     "model_stage",
     "http",
+    "tracing",
 )
 KAFKA_SUITES = {"transport", "e2e", "tutorial", "scaling", "memory"}
 READY_TIMEOUT_S = 300.0
@@ -375,6 +376,28 @@ def http_suite(quick: bool, results_dir: Path) -> SuiteResult:
     return result
 
 
+def tracing_suite(quick: bool, results_dir: Path) -> SuiteResult:
+    """bench/tracing.py: processor CPU per event before headers, with them, and traced."""
+    result = SuiteResult("tracing")
+    out = results_dir / "tracing.json"
+    args = ["-m", "bench.tracing", "--json", str(out)]  # -m: the repository on sys.path
+    args += ["--events", "10000", "--rounds", "3"] if quick else ["--rounds", "7"]
+    code, log = run_script(args, 600.0)
+    if code != 0 or not out.is_file():
+        result.error = f"exit {code}: {log.strip().splitlines()[-1] if log.strip() else ''}"
+        return result
+    report = orjson.loads(out.read_bytes())
+    result.raw = report
+    medians = report["median_us_per_event"]
+    base = medians["before"]
+    for mode, value in medians.items():
+        result.figures[f"{mode}_us_per_event"] = float(value)
+        result.rows.append(
+            (f"processor CPU per event, {mode} (µs)", f"{value:.1f} ({value / base:.2f}× before)")
+        )
+    return result
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -550,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("analyzers", analyzers_suite),
         ("model_stage", model_stage_suite),
         ("http", http_suite),
+        ("tracing", tracing_suite),
     ):
         if name in names:
             print(f"[bench] measuring {name}", file=sys.stderr)

@@ -5,8 +5,9 @@ analysis (canned results with five stage timings, answered at once) and a publis
 drops what it gets, so the figure is the per-event work of the worker around analysis:
 decoding, result JSON, headers, spans. Modes, interleaved round by round:
 
-- ``no-headers``: nothing forwarded, no tracing (what the processor does besides
-  headers; its own three headers are still built);
+- ``before``: results and dead letters with no headers at all, no tracing: the
+  processor as it was before issue #19 (the same code with its header methods answering
+  ``[]``), the baseline the others are compared with in the same run;
 - ``forward``: the default allow-list (traceparent, tracestate, baggage, x-*), tracing off
   (the extra absent or OTEL_SDK_DISABLED=true): the cost a deployment pays by default;
 - ``traced-unsampled``: tracing on, every event with an unsampled traceparent (batch span
@@ -17,7 +18,7 @@ decoding, result JSON, headers, spans. Modes, interleaved round by round:
 
     python -m bench.tracing [--events 20000] [--rounds 5] [--json out.json]
 
-Prints the median CPU microseconds per event of each mode and its ratio to ``forward``.
+Prints the median CPU microseconds per event of each mode and its ratio to ``before``.
 """
 
 from __future__ import annotations
@@ -97,8 +98,20 @@ def records(n: int, *, sampled: bool, offset: int = 0) -> list[InputRecord]:
     return out
 
 
-def processor(forwarding: HeaderForwarding, tracing: Tracing) -> BatchProcessor:
-    return BatchProcessor(
+class WithoutHeaders(BatchProcessor):
+    """The processor as it was before headers: outputs carry none."""
+
+    def _forwarded(self, item: Any) -> Headers:
+        return []
+
+    def _result_headers(self, item: Any) -> Headers:
+        return []
+
+
+def processor(
+    forwarding: HeaderForwarding, tracing: Tracing, kind: type[BatchProcessor] = BatchProcessor
+) -> BatchProcessor:
+    return kind(
         config=ProcessorConfig(
             output_topic="out", default_analyses=ALL_ANALYSES, dedup_policy="off"
         ),
@@ -126,7 +139,6 @@ def modes() -> dict[str, tuple[Callable[[], BatchProcessor], bool, Callable[[], 
     provider.add_span_processor(span_processor)
     traced = OtelTracing(provider)
     default = HeaderForwarding(["traceparent", "tracestate", "baggage"], ["x-"])
-    nothing = HeaderForwarding([], [])
 
     def flush() -> None:
         span_processor.force_flush()
@@ -136,7 +148,7 @@ def modes() -> dict[str, tuple[Callable[[], BatchProcessor], bool, Callable[[], 
         return None
 
     return {
-        "no-headers": (lambda: processor(nothing, NO_TRACING), False, none),
+        "before": (lambda: processor(default, NO_TRACING, WithoutHeaders), False, none),
         "forward": (lambda: processor(default, NO_TRACING), False, none),
         "traced-unsampled": (lambda: processor(default, traced), False, flush),
         "traced-sampled": (lambda: processor(default, traced), True, flush),
@@ -177,14 +189,20 @@ def main(argv: list[str] | None = None) -> int:
             cpu += time.process_time() - started
             per_event[name].append(cpu / n * 1e6)
     medians = {name: statistics.median(v) for name, v in per_event.items()}
-    base = medians["forward"]
+    base = medians["before"]
     print(f"{n} events x {args.rounds} rounds, batches of {BATCH}; CPU µs per event (median):")
     for name, value in medians.items():
         spread = max(per_event[name]) - min(per_event[name])
-        print(f"  {name:18s} {value:8.1f}  (±{spread / 2:.1f})  x{value / base:.2f} of forward")
+        print(f"  {name:18s} {value:8.1f}  (±{spread / 2:.1f})  x{value / base:.2f} of before")
     if args.json:
         with open(args.json, "wb") as f:
-            f.write(orjson.dumps({"events": n, "rounds": args.rounds, "us_per_event": per_event}))
+            report = {
+                "events": n,
+                "rounds": args.rounds,
+                "us_per_event": per_event,
+                "median_us_per_event": medians,
+            }
+            f.write(orjson.dumps(report))
     return 0
 
 
