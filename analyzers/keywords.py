@@ -336,6 +336,37 @@ def _token_infos(tokens: Sequence[tuple[str, str]], res: KeywordResources) -> li
     return infos  # type: ignore[return-value]  # every None was replaced
 
 
+# Capitalised Latin words separated by one space inside Chinese text are one name
+# ("Face ID", "MacBook Pro"), not two keywords.
+_ENGLISH_RUN = re.compile(r"[A-Za-z0-9] [A-Z]")
+_MAX_ENGLISH_WORDS = 4
+
+
+def _join_english(tokens: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+    """``tokens`` with each run of capitalised Latin words joined by single spaces made
+    one eng word."""
+    out: list[tuple[str, str]] = []
+    i, size = 0, len(tokens)
+    while i < size:
+        word, pos = tokens[i]
+        if pos == "eng" and word[0].isupper():
+            words = [word]
+            while (
+                i + 2 < size
+                and len(words) < _MAX_ENGLISH_WORDS
+                and tokens[i + 1][0] == " "
+                and tokens[i + 2][1] == "eng"
+                and tokens[i + 2][0][0].isupper()
+            ):
+                words.append(tokens[i + 2][0])
+                i += 2
+            out.append((" ".join(words), "eng"))
+        else:
+            out.append((word, pos))
+        i += 1
+    return out
+
+
 def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
     """Every run of one to MAX_NGRAM adjacent words inside a chunk that may start and end
     a keyword in its context, with its count and the features of its first occurrence.
@@ -349,7 +380,10 @@ def zh_candidates(text: str, res: KeywordResources) -> ZhCandidates:
     CANDIDATE_WINDOW_CHARS, cut at a clause end), which keeps the cost bounded; frequency
     features still count over the whole text. The head's tags are cached pieces of the
     tags of the whole text, which the entity tagger reuses."""
-    infos = _token_infos(tag_head(text, CANDIDATE_WINDOW_CHARS), res)
+    tokens: Sequence[tuple[str, str]] = tag_head(text, CANDIDATE_WINDOW_CHARS)
+    if _ENGLISH_RUN.search(text) is not None:
+        tokens = _join_english(tokens)
+    infos = _token_infos(tokens, res)
     found: dict[str, Candidate] = {}
     size = len(infos)
     roles = [info[INFO_ROLE] for info in infos]

@@ -241,3 +241,11 @@ def test_english_keyphrases_are_noun_phrases(
 def test_english_chunker_classes() -> None:
     chunks = kw.en_noun_phrases("Just finished reading the new novel; the ending is worth it.")
     assert [[token for token, _ in chunk] for chunk in chunks] == [["novel"], ["ending"]]
+
+
+def test_capitalised_latin_names_in_chinese_text_stay_whole() -> None:
+    text = "今天试用了新的 iPhone，Face ID 很快，MacBook Pro 的屏幕非常好，但是价格太贵了。"
+    (keywords,) = KeywordExtractor(top_k=10).analyze_batch([text], ["zh"])
+    texts = {k.text for k in keywords}
+    assert {"Face ID", "MacBook Pro"} <= texts
+    assert not texts & {"Face", "ID", "Pro"}
