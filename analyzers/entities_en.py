@@ -44,12 +44,15 @@ _ABBREV = (
 TOKEN = re.compile(
     rf"{_ABBREV}(?![A-Za-z])"
     r"|(?:[A-Za-z]\.){2,}"
-    r"|\d+(?:[.,:/-]\d+)*"
+    r"|[A-Z]\.(?![A-Za-z])"  # an initial: "P. Simmons"
+    r"|\.?\d+(?:[.,:/-]\d+)*"
     r"|[^\W_]+(?:[-&][^\W_]+)*(?:['’](?!(?:s|t|d|ll|re|ve|m)\b)[^\W_]+)*"
     r"|['’](?:s|t|d|ll|re|ve|m)\b"
     r"|\S"
 )
 _SENTENCE_END = frozenset({".", "!", "?"})
+# Tokens that still belong to the sentence a full stop ended.
+_CLOSING = frozenset({".", "!", "?", '"', "'", ")", "]", "”", "’"})
 
 # Atom columns of a token's row.
 A_NORM, A_EXACT, A_SHAPE, A_SHORT, A_P1, A_P2, A_P3, A_P4, A_S1, A_S2, A_S3, A_S4 = range(12)
@@ -267,8 +270,19 @@ class EnglishFeatures:
             upper = sum(1 for c in letters if c.isupper())
             is_caps = len(letters) >= 8 and upper > 0.7 * len(letters)
             previous = "."
+            last = ""
             for s, e in toks:
                 word = text[s:e]
+                if last in _SENTENCE_END and word not in _CLOSING:
+                    # A sentence boundary inside a text: decoded and featurised apart, as
+                    # the one-sentence training rows were (else "Lisbon. The" is a name).
+                    words.extend([""] * PAD)
+                    owner.extend([-1] * PAD)
+                    starts.extend([0] * PAD)
+                    ends.extend([0] * PAD)
+                    initial.extend([False] * PAD)
+                    caps.extend([False] * PAD)
+                last = word
                 words.append(word)
                 owner.append(i)
                 starts.append(s)

@@ -16,11 +16,16 @@ Deterministic (hash split, fixed folds, L-BFGS).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# One thread for BLAS: the SVD and k-means then give the same clusters on every run.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
@@ -29,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from analyzers.entities_en import (  # noqa: E402
     KINDS,
-    PAD,
     TAGS,
     AtomTable,
     EnglishEntityTagger,
@@ -53,6 +57,7 @@ DEFAULT_OUT = ROOT / "analyzers" / "models" / "entities_en"
 WEIGHTS_FILE = "weights.npz"
 WEIGHT_BITS = 19
 FOLDS = 4
+EXTRA_NAMES = DEFAULT_OUT / "extra_names.tsv"
 FINE_CLUSTERS = 400
 COARSE_CLUSTERS = 60
 
@@ -68,13 +73,29 @@ def token_labels(sentence: EnSentence, spans: Sequence[tuple[int, int]]) -> list
     return labels
 
 
-def gazetteer_of(sentences: Sequence[EnSentence]) -> TokenGazetteer:
+def gazetteer_of(
+    sentences: Sequence[EnSentence], extra: dict[tuple[str, ...], int] | None = None
+) -> TokenGazetteer:
+    """Training mentions by type; ``extra`` names replace whatever types they had."""
     names: dict[tuple[str, ...], int] = {}
     for sentence in sentences:
         for start, end, kind in sentence.spans:
             words = tuple(sentence.text[s:e] for s, e in tokenize(sentence.text[start:end]))
             names[words] = names.get(words, 0) | (1 << KINDS.index(kind))
+    names.update(extra or {})
     return TokenGazetteer.build(names)
+
+
+def extra_names(path: Path = EXTRA_NAMES) -> dict[tuple[str, ...], int]:
+    """The curated run-time gazetteer additions (``name<TAB>type`` lines)."""
+    out: dict[tuple[str, ...], int] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, kind = line.split("\t")
+        words = tuple(name[s:e] for s, e in tokenize(name))
+        out[words] = out.get(words, 0) | (1 << KINDS.index(kind.strip()))
+    return out
 
 
 def featurise(
@@ -86,11 +107,13 @@ def featurise(
     columns = features.key_columns(tokens)
     keys = np.stack(columns, axis=1)
     out: list[tuple[list[list[str]], list[str]]] = []
-    pos = PAD
-    for sentence, toks in zip(sentences, spans, strict=True):
-        rows = keys[pos : pos + len(toks)].tolist()
+    # Positions of each sentence's tokens (sentence breaks inside a row add sentinels).
+    real = np.flatnonzero(tokens.owner >= 0)
+    bounds = np.searchsorted(tokens.owner[real], np.arange(len(sentences) + 1))
+    for i, (sentence, toks) in enumerate(zip(sentences, spans, strict=True)):
+        rows = keys[real[bounds[i] : bounds[i + 1]]].tolist()
+        assert len(rows) == len(toks)
         out.append(([[format(k, "x") for k in row] for row in rows], token_labels(sentence, toks)))
-        pos += len(toks) + PAD
     return out
 
 
@@ -206,7 +229,9 @@ def train_crf(
     transitions = np.zeros((len(TAGS), len(TAGS)), dtype=np.float32)
     for (prev, nxt), weight in info.transitions.items():
         transitions[tag_index[prev], tag_index[nxt]] = weight
-    return weights, transitions, gazetteer_of(train)
+    # The run-time gazetteer: every training mention plus the curated names (which the
+    # CRF never saw as hits: its trust in a hit was learnt from the folds above).
+    return weights, transitions, gazetteer_of(train, extra_names())
 
 
 def model_arrays(
