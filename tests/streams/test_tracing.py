@@ -30,6 +30,7 @@ from streams.tracing import (
     STAGE_SPAN_PREFIX,
     OtelTracing,
     Tracing,
+    parse_traceparent,
     tracing_from_env,
 )
 
@@ -247,3 +248,41 @@ def test_console_exporter_from_env() -> None:
         assert tracing.enabled
     finally:
         tracing.shutdown()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"00-" + b"0" * 32 + b"-" + b"1" * 16 + b"-01",  # all-zero trace id
+        b"00-" + b"1" * 32 + b"-" + b"0" * 16 + b"-01",  # all-zero parent
+        b"ff-" + b"1" * 32 + b"-" + b"1" * 16 + b"-01",  # forbidden version
+        b"00-" + b"A" * 32 + b"-" + b"1" * 16 + b"-01",  # upper case
+        b"00-" + b"1" * 32 + b"-" + b"1" * 16 + b"-01-extra",  # version 00 has no tail
+        b"00-" + b"+1" * 16 + b"-" + b"1" * 16 + b"-01",  # int() would take this
+        b"00-" + b"1" * 31 + b"\xff-" + b"1" * 16 + b"-01",
+        "00-\u0661".encode() + b"1" * 30 + b"-" + b"1" * 16 + b"-01",
+    ],
+)
+def test_malformed_traceparents_are_not_parents(value: bytes) -> None:
+    assert parse_traceparent(value) is None
+
+
+def test_traceparent_parsing() -> None:
+    assert parse_traceparent(SAMPLED) == (SAMPLED_TRACE, SAMPLED_PARENT, 1)
+    future = b"01-" + b"1" * 32 + b"-" + b"2" * 16 + b"-00-whatever"
+    assert parse_traceparent(future) == (int("1" * 32, 16), int("2" * 16, 16), 0)
+
+
+async def test_malformed_traceparent_costs_no_link_and_no_span(
+    tracing: OtelTracing, exporter: InMemorySpanExporter
+) -> None:
+    run, sent = engine("batch", tracing)
+    bad = b"00-" + b"+1" * 16 + b"-" + b"1" * 16 + b"-01"
+    value = orjson.dumps({"id": "m", "text": "好"})
+    await run([InputRecord("raw", 0, 0, None, value, headers=[("traceparent", bad)])])
+    spans = exporter.get_finished_spans()
+    [batch] = named(spans, BATCH_SPAN)
+    assert list(batch.links) == [] and named(spans, EVENT_SPAN) == []
+    [headers] = sent.headers("out")
+    assert headers["traceparent"] == bad  # forwarded as it came: not ours to judge
