@@ -48,6 +48,9 @@ LEXICON_DIR = ROOT / "analyzers" / "models" / "sentiment"
 MIN_DF = 2
 C = 2.0
 NB = True
+# Lexicon scores are multiplied by this before fitting (a larger scale means a smaller
+# L2 penalty on their weights, i.e. more trust in the lexicon off the training domains).
+LEX_SCALE = 1.0
 # Per-source sample weights (SST phrases are many and short; IMDB reviews are long).
 # "news" rows (unlabelled Reuters sentences) enter twice, once per label, at half weight.
 WEIGHTS = {
@@ -97,7 +100,9 @@ class Featurizer:
         # Stored as float16: train on exactly what inference reads.
         return vocab[keep], idf.astype(np.float16).astype(np.float64)
 
-    def matrix(self, rows: list[int], vocab: U64, idf: FloatArray) -> sp.csr_matrix:
+    def matrix(
+        self, rows: list[int], vocab: U64, idf: FloatArray, lex_scale: float = 1.0
+    ) -> sp.csr_matrix:
         if len(set(rows)) != len(rows):
             raise ValueError("rows must be distinct")
         position = np.full(self.n, -1, dtype=np.int64)
@@ -115,7 +120,7 @@ class Featurizer:
         values = values / norm[row]
         lex_rows = np.repeat(np.arange(len(rows)), 3)
         lex_cols = np.tile(np.arange(n, n + 3), len(rows))
-        data = np.concatenate([values, self.lex[rows].ravel()])
+        data = np.concatenate([values, lex_scale * self.lex[rows].ravel()])
         m = sp.csr_matrix(
             (data, (np.concatenate([row, lex_rows]), np.concatenate([col, lex_cols]))),
             shape=(len(rows), n + 3),
@@ -159,13 +164,14 @@ def run(
     weights: dict[str, float],
     min_df: int,
     nb: bool = NB,
+    lex_scale: float = LEX_SCALE,
 ) -> dict[str, Any]:
     train = [i for i, r in enumerate(rows) if r.split == "train"]
     tune = [i for i, r in enumerate(rows) if r.split == "tune" and r.label >= 0]
     vocab, idf = feats.vocabulary(train, min_df)
     labelled = [i for i in train if rows[i].label >= 0]
     anchors = [i for i in train if rows[i].label < 0]
-    once = feats.matrix(labelled + anchors, vocab, idf)
+    once = feats.matrix(labelled + anchors, vocab, idf, lex_scale)
     x = sp.vstack([once, once[len(labelled) :]]).tocsr()
     y = np.array(
         [rows[i].label for i in labelled] + [1] * len(anchors) + [0] * len(anchors),
@@ -175,6 +181,8 @@ def run(
         [weights[rows[i].source] for i in labelled] + [weights["news"] / 2] * (2 * len(anchors))
     )
     coef, intercept = fit(x, y, w, c, nb)
+    # The model reads unscaled lexicon scores: fold the scale into their weights.
+    coef[-3:] *= lex_scale
     coef16 = coef.astype(np.float16).astype(np.float64)
     x_tune = feats.matrix(tune, vocab, idf)
     tune_logits = x_tune @ coef16 + intercept
@@ -223,17 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     feats = Featurizer([r.text for r in rows], lexicon)
     print(f"sentiment_en: {len(rows)} texts featurised, {time.perf_counter() - started:.0f} s")
     if args.grid:
-        grid: list[tuple[float, dict[str, float], int, bool]] = []
-        for uci in (1.0, 3.0):
-            grid.append((args.c, {**WEIGHTS, "uci_amazon": uci}, args.min_df, NB))
-        grid.append((1.0, {**WEIGHTS, "uci_amazon": 1.0}, args.min_df, NB))
-        for c, weights, min_df, nb in grid:
-            result = run(rows, feats, c, weights, min_df, nb)
+        grid: list[tuple[float, dict[str, float], int, bool, float]] = []
+        for lex_scale in (1.0, 3.0, 10.0):
+            grid.append((args.c, WEIGHTS, args.min_df, NB, lex_scale))
+        for c, weights, min_df, nb, lex_scale in grid:
+            result = run(rows, feats, c, weights, min_df, nb, lex_scale)
             tune_rows = [rows[i] for i in result["tune"]]
             table = accuracy_rows(tune_rows, result["tune_positive"], "tune", "tune")
             table += news_shares(result["news_positive"])
             print(
-                f"C={c} weights={weights} min_df={min_df} nb={nb}: "
+                f"C={c} weights={weights} min_df={min_df} nb={nb} lex_scale={lex_scale}: "
                 + ", ".join(f"{r['dataset']} {r['value']}" for r in table),
                 flush=True,
             )
