@@ -115,3 +115,23 @@ def with_trace(headers: Headers, trace: Headers | None) -> Headers:
         return headers
     replaced = {name for name, _ in trace}
     return [*(h for h in headers if h[0].lower() not in replaced), *trace]
+
+
+# What an HTTP request passes on to the records it produces (POST /v1/events): the W3C
+# trace context only. Not the x-* prefix: an HTTP request's x-* headers include
+# credentials (X-API-Key) that must never reach a topic.
+TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate", "baggage")
+_MAX_TRACE_HEADER_BYTES = 8192
+
+
+def trace_context(headers: Mapping[str, str]) -> Headers:
+    """The trace context of an HTTP request (case-insensitive ``headers``) as Kafka
+    headers, so the worker's spans continue the caller's trace."""
+    out: Headers = []
+    for name in TRACE_CONTEXT_HEADERS:
+        value = headers.get(name)
+        if value:
+            raw = value.encode("latin-1", "replace")
+            if len(raw) <= _MAX_TRACE_HEADER_BYTES:
+                out.append((name, raw))
+    return out

@@ -28,6 +28,7 @@ from streams.api._metrics import NO_TENANT, ApiMetrics
 from streams.api._models import DOC_MODELS
 from streams.api._quota import Decision, Limits, QuotaLimiter
 from streams.api._service import AnalysisService, EventIntake, Stage
+from streams.headers import trace_context
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,9 @@ def create_app(
         headers = await admit(request, tenant, len(records))
 
         async def work(stage: Stage) -> Response:
-            accepted = await state.intake.produce(records, tenant.name, stage)
+            accepted = await state.intake.produce(
+                records, tenant.name, stage, trace_context(request.headers)
+            )
             return _json({"accepted": accepted}, 202, headers)
 
         return await guarded(work)

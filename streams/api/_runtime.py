@@ -33,6 +33,7 @@ from streams.api._service import (
 )
 from streams.decoding import EventDecoder
 from streams.dedup import LruDedupStore, RedisDedupStore
+from streams.records import Headers
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,12 @@ class _LazySink:
     def __init__(self) -> None:
         self.sink: KafkaEventSink | None = None
 
-    async def produce(self, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+    async def produce(
+        self, records: list[tuple[bytes, bytes]], headers: Headers
+    ) -> list[tuple[int, int]]:
         if self.sink is None:
             raise ServiceUnavailable("not connected to Kafka yet", stage="produce")
-        return await self.sink.produce(records)
+        return await self.sink.produce(records, headers)
 
 
 class ApiRuntime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from streams.dedup import (
     dedup_key_with,
     dedup_owner,
 )
+from streams.records import Headers
 from streams.results import (
     build_result,
     internal_error,
@@ -72,9 +73,12 @@ class Store(Protocol):
 
 
 class EventSink(Protocol):
-    """Produces to the raw topic; returns (partition, offset) of each, acks=all."""
+    """Produces to the raw topic, each record with ``headers`` (the request's trace
+    context); returns (partition, offset) of each, acks=all."""
 
-    async def produce(self, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]: ...
+    async def produce(
+        self, records: list[tuple[bytes, bytes]], headers: Headers
+    ) -> list[tuple[int, int]]: ...
 
 
 class Stage:
@@ -417,11 +421,17 @@ class EventIntake:
         return records
 
     async def produce(
-        self, records: list[tuple[bytes, bytes, Any]], tenant: str, stage: Stage
+        self,
+        records: list[tuple[bytes, bytes, Any]],
+        tenant: str,
+        stage: Stage,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> list[dict[str, Any]]:
         stage.name = "produce"
         try:
-            placed = await self._sink.produce([(key, value) for key, value, _ in records])
+            placed = await self._sink.produce(
+                [(key, value) for key, value, _ in records], list(headers)
+            )
         except ContentStreamError:
             raise
         except Exception as exc:
@@ -442,9 +452,12 @@ class KafkaEventSink:
         self._producer = producer
         self._topic = topic
 
-    async def produce(self, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+    async def produce(
+        self, records: list[tuple[bytes, bytes]], headers: Headers
+    ) -> list[tuple[int, int]]:
         futures: list[Awaitable[Any]] = [
-            await self._producer.send(self._topic, value=value, key=key) for key, value in records
+            await self._producer.send(self._topic, value=value, key=key, headers=headers or None)
+            for key, value in records
         ]
         metadata = await asyncio.gather(*futures)
         return [(m.partition, m.offset) for m in metadata]

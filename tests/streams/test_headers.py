@@ -243,3 +243,21 @@ def test_replay_carries_origin_and_forwarded_headers_not_the_reason() -> None:
         (HEADER_NAMES["attempts"], b"1"),
         *FORWARDED,
     ]
+
+
+def test_an_http_request_passes_on_its_trace_context_and_no_credentials() -> None:
+    from starlette.datastructures import Headers as HttpHeaders
+
+    from streams.headers import trace_context
+
+    request = HttpHeaders(
+        {
+            "TraceParent": TRACEPARENT.decode(),
+            "tracestate": "vendor=1",
+            "x-api-key": "secret",
+            "authorization": "Bearer secret",
+            "x-request-id": "req-1",
+            "baggage": "x" * 9000,  # past the bound: left behind
+        }
+    )
+    assert trace_context(request) == [("traceparent", TRACEPARENT), ("tracestate", b"vendor=1")]

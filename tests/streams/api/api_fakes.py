@@ -77,10 +77,14 @@ class FakeAnalyzer:
 class FakeSink:
     def __init__(self) -> None:
         self.produced: list[tuple[bytes, bytes]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []  # of each produce call
 
-    async def produce(self, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+    async def produce(
+        self, records: list[tuple[bytes, bytes]], headers: list[tuple[str, bytes]]
+    ) -> list[tuple[int, int]]:
         start = len(self.produced)
         self.produced.extend(records)
+        self.headers.append(list(headers))
         return [(0, start + i) for i in range(len(records))]
 
 

@@ -345,7 +345,9 @@ async def test_kafka_away_answers_503_with_retry_after() -> None:
 
     h = Harness()
 
-    async def away(records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+    async def away(
+        records: list[tuple[bytes, bytes]], headers: list[tuple[str, bytes]]
+    ) -> list[tuple[int, int]]:
         raise ServiceUnavailable("not connected to Kafka yet", stage="produce")
 
     h.sink.produce = away  # type: ignore[method-assign]
