@@ -125,6 +125,7 @@ class BatchTrace:
 
     def __init__(self, tracing: OtelTracing, records: Sequence[InputRecord]) -> None:
         from opentelemetry import trace
+        from opentelemetry.context import Context
 
         self._trace = trace
         self._tracer = tracing.tracer
@@ -167,6 +168,7 @@ class BatchTrace:
         topics = sorted({r.topic for r in records})
         self.span = self._tracer.start_span(
             BATCH_SPAN,
+            context=Context(),  # a root, whatever context the caller runs in
             kind=trace.SpanKind.CONSUMER,
             links=links,
             attributes={

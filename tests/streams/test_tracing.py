@@ -286,3 +286,13 @@ async def test_malformed_traceparent_costs_no_link_and_no_span(
     assert list(batch.links) == [] and named(spans, EVENT_SPAN) == []
     [headers] = sent.headers("out")
     assert headers["traceparent"] == bad  # forwarded as it came: not ours to judge
+
+
+async def test_a_batch_span_is_a_root_whatever_span_is_current(
+    tracing: OtelTracing, exporter: InMemorySpanExporter
+) -> None:
+    run, _ = engine("batch", tracing)
+    with tracing.tracer.start_as_current_span("caller"):
+        await run(records()[:1])
+    [batch] = named(exporter.get_finished_spans(), BATCH_SPAN)
+    assert batch.parent is None
