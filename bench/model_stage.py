@@ -389,6 +389,68 @@ def decode_bench(
     }
 
 
+def compare_old(
+    model_dirs: dict[str, Path], docs: Sequence[str], rounds: int, call_size: int, batch: int
+) -> dict[str, Any]:
+    """The whole stage, the code path before issue 20 (padding-share batching, per-token
+    entity decoder: tests/analyzers/reference_entity_decoder.py) against today's, on the
+    same analyzer and documents, best of interleaved rounds; fp32, one thread."""
+    from analyzers import transformers_runtime
+
+    current = transformers_runtime.micro_batches
+    out: dict[str, Any] = {}
+    for task in ("sentiment", "entities"):
+        analyzer = ANALYZERS[task](
+            TransformersConfig(
+                model=str(model_dirs[task]), batch_size=batch, num_threads=1, precision="fp32"
+            )
+        )
+        analyzer.warm_up()
+
+        def chunks() -> Any:
+            for begin in range(0, len(docs), call_size):
+                yield list(docs[begin : begin + call_size])
+
+        def new(analyzer: Any = analyzer) -> None:
+            for chunk in chunks():
+                analyzer.analyze_batch(chunk, ["zh"] * len(chunk))
+
+        def old(analyzer: Any = analyzer, task: str = task) -> None:
+            transformers_runtime.micro_batches = (
+                reference_entity_decoder.padding_share_micro_batches
+            )
+            try:
+                for chunk in chunks():
+                    if task == "sentiment":
+                        analyzer.analyze_batch(chunk, ["zh"] * len(chunk))
+                        continue
+                    encoded = analyzer.encode(chunk)
+                    labels = analyzer._forward.run(encoded["input_ids"], lambda x: x.argmax(-1))
+                    reference_entity_decoder.decode(chunk, encoded, labels, analyzer.roles)
+            finally:
+                transformers_runtime.micro_batches = current
+
+        best = {"old": float("inf"), "new": float("inf")}
+        for index in range(max(4, rounds)):
+            pair = [("old", old), ("new", new)]
+            for name, run in pair if index % 2 == 0 else reversed(pair):
+                gc.collect()
+                started = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - started)
+        out[task] = {
+            "old_docs_per_s": round(len(docs) / best["old"], 1),
+            "new_docs_per_s": round(len(docs) / best["new"], 1),
+            "new_vs_old": round(best["old"] / best["new"], 2),
+        }
+        print(
+            f"  compare-old small {task} b{batch}: old {out[task]['old_docs_per_s']:,.0f}, "
+            f"new {out[task]['new_docs_per_s']:,.0f} docs/s: {out[task]['new_vs_old']}x",
+            flush=True,
+        )
+    return out
+
+
 def targets(
     rows: Sequence[dict[str, Any]], device: str, decode: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -457,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-batch-1", action="store_true", help="time only micro-batches (long GPU runs)"
     )
     parser.add_argument(
+        "--compare-old",
+        action="store_true",
+        help="also time the small model's stage on the code path before issue 20",
+    )
+    parser.add_argument(
         "--decode-bench-only", action="store_true", help="only the entity-decoding micro-bench"
     )
     parser.add_argument(
@@ -511,6 +578,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{decode['new_vs_old']}x",
             flush=True,
         )
+    compared: dict[str, Any] = {}
+    if args.compare_old:
+        small = build_pair(args.models_dir, "small", seed=0)
+        for batch in (1, args.batch_size):
+            compared[f"b{batch}"] = compare_old(
+                small, docs[:small_docs], rounds, args.call_size, batch
+            )
     for size in sizes:
         built = build_pair(args.models_dir, size, seed=0)
         count = small_docs if size != "base" else base_docs
@@ -559,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_tokens": args.batch_tokens,
         "results": rows,
         "decode_bench": decode,
+        "compare_old": compared,
         "targets": checks,
         "table": table,
     }

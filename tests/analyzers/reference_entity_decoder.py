@@ -8,7 +8,7 @@ micro-benchmark (bench/model_stage.py --decode-bench).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,3 +136,24 @@ def decode(
         decode_entities(text, tokens[0] if len(tokens) == 1 else merge_windows(tokens), roles)
         for text, tokens in zip(texts, windows_of, strict=True)
     ]
+
+
+def padding_share_micro_batches(
+    order: Sequence[int], lengths: Sequence[int], size: int, token_budget: int
+) -> Iterator[list[int]]:
+    """The micro-batching the decoder above ran with: runs of ``order`` (longest first) of
+    at most ``size`` sequences, cut before padding exceeds half of a run's cells (no token
+    budget, no length buckets). The "before" of bench/model_stage.py --compare-old."""
+    batch: list[int] = []
+    longest = real = 0
+    for index in order:
+        length = lengths[index]
+        if batch and (len(batch) >= size or (len(batch) + 1) * longest * 0.5 > real + length):
+            yield batch
+            batch = []
+        if not batch:
+            longest, real = length, 0
+        batch.append(index)
+        real += length
+    if batch:
+        yield batch
