@@ -18,6 +18,7 @@ from evaluation.entities_splits import Sentence, Span, Split, data_dir, sentence
 # (report name, source, split)
 REPORTED: tuple[tuple[str, str, Split], ...] = (
     ("peoples_daily (held-out)", "peoples_daily", "test"),
+    ("msra (held-out 25% of msra_train_part)", "msra", "test"),
     ("weibo_dev (named mentions)", "weibo_dev", "test"),
     ("cluener (held-out, coarse)", "cluener", "test"),
 )

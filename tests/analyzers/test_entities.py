@@ -203,9 +203,11 @@ def test_heldout_f1_above_floor() -> None:
     from evaluation.entities import model_spans, prf
     from evaluation.entities_splits import sentences
 
-    gold = sentences("peoples_daily", {"test"})
-    scores = prf(gold, model_spans()([s.text for s in gold]))
-    assert scores["f1_micro"] >= 0.70
+    predict = model_spans()
+    for source, floor in (("peoples_daily", 0.76), ("msra", 0.74)):
+        gold = sentences(source, {"test"})
+        scores = prf(gold, predict([s.text for s in gold]))
+        assert scores["f1_micro"] >= floor, (source, scores)
 
 
 def test_place_is_not_glued_to_the_words_after_it(recognizer: EntityRecognizer) -> None:
