@@ -390,9 +390,9 @@ class AnalysisPool:
         it, in order.
 
         ``versions`` (what dedup keys are made of) changes only when no old process
-        is left, so an analysis stored under a key of the new versions always comes
-        from the new model; during the swap, events keyed with the old versions may be
-        analysed by either, and their results say which.
+        is left, serving or finishing, so an analysis stored under a key of the new
+        versions always comes from the new model; during the swap, events keyed with the
+        old versions may be analysed by either, and their results say which.
         """
         if self._reload_lock is None:
             raise ServiceUnavailable("analysis pool is not started")
@@ -414,6 +414,7 @@ class AnalysisPool:
             for idle in old_standby:
                 self._stop(idle)
             spare: _Child | None = fresh
+            retired: list[_Child] = []
             for child in list(self._serving):
                 if child.factory is factory:
                     continue  # a replacement of a process that died: new already
@@ -425,6 +426,7 @@ class AnalysisPool:
                     continue  # died meanwhile: its replacement runs the new model
                 self._serving.remove(child)
                 child.retiring = True
+                retired.append(child)
                 if child.load == 0:
                     self._stop(child)
                 self._serve(spare)
@@ -436,6 +438,10 @@ class AnalysisPool:
                 if spare is None:
                     return False
                 self._standby.append(spare)
+            # The last answers of the old model are in before the versions change (a
+            # process that hangs meets its batch's deadline and is killed).
+            while any(child.alive for child in retired) and not self._closed:
+                await asyncio.sleep(0.05)
             before, self.versions = self.versions, new_versions
             self.reloads += 1
             log.info("model reloaded: %s (was %s)", _describe(self.versions), _describe(before))
