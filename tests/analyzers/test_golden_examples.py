@@ -583,9 +583,6 @@ PENDING: dict[tuple[str, str], str] = {
     ("en-review-07", "sentiment"): _EN_SENTIMENT,
     ("en-post-02", "sentiment"): _EN_SENTIMENT,
     ("zh-news-09", "entities"): _ZH_ENTITIES,
-    ("zh-post-06", "entities"): _ZH_ENTITIES,
-    ("en-news-01", "entities"): _EN_ENTITIES,
-    ("en-news-04", "entities"): _EN_ENTITIES,
     ("en-news-07", "entities"): _EN_ENTITIES,
 }
 
