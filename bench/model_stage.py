@@ -390,11 +390,16 @@ def decode_bench(
 
 
 def compare_old(
-    model_dirs: dict[str, Path], docs: Sequence[str], rounds: int, call_size: int, batch: int
+    model_dirs: dict[str, Path],
+    docs: Sequence[str],
+    rounds: int,
+    call_size: int,
+    batch: int,
+    precision: str,
 ) -> dict[str, Any]:
     """The whole stage, the code path before issue 20 (padding-share batching, per-token
     entity decoder: tests/analyzers/reference_entity_decoder.py) against today's, on the
-    same analyzer and documents, best of interleaved rounds; fp32, one thread."""
+    same analyzer and documents, best of interleaved rounds; one thread."""
     from analyzers import transformers_runtime
 
     current = transformers_runtime.micro_batches
@@ -402,7 +407,10 @@ def compare_old(
     for task in ("sentiment", "entities"):
         analyzer = ANALYZERS[task](
             TransformersConfig(
-                model=str(model_dirs[task]), batch_size=batch, num_threads=1, precision="fp32"
+                model=str(model_dirs[task]),
+                batch_size=batch,
+                num_threads=1,
+                precision="bf16" if precision == "bf16" else "fp32",
             )
         )
         analyzer.warm_up()
@@ -444,8 +452,9 @@ def compare_old(
             "new_vs_old": round(best["old"] / best["new"], 2),
         }
         print(
-            f"  compare-old small {task} b{batch}: old {out[task]['old_docs_per_s']:,.0f}, "
-            f"new {out[task]['new_docs_per_s']:,.0f} docs/s: {out[task]['new_vs_old']}x",
+            f"  compare-old small {task} b{batch} {precision}: "
+            f"old {out[task]['old_docs_per_s']:,.0f}, new {out[task]['new_docs_per_s']:,.0f} "
+            f"docs/s: {out[task]['new_vs_old']}x",
             flush=True,
         )
     return out
@@ -581,10 +590,11 @@ def main(argv: list[str] | None = None) -> int:
     compared: dict[str, Any] = {}
     if args.compare_old:
         small = build_pair(args.models_dir, "small", seed=0)
-        for batch in (1, args.batch_size):
-            compared[f"b{batch}"] = compare_old(
-                small, docs[:small_docs], rounds, args.call_size, batch
-            )
+        for precision in precisions:
+            for batch in (1, args.batch_size):
+                compared[f"b{batch}-{precision}"] = compare_old(
+                    small, docs[:small_docs], rounds, args.call_size, batch, precision
+                )
     for size in sizes:
         built = build_pair(args.models_dir, size, seed=0)
         count = small_docs if size != "base" else base_docs

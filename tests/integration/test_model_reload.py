@@ -88,11 +88,16 @@ async def test_sighup_twice_under_load_swaps_the_model_and_loses_nothing(
 
     async def send(count: int, text: str | None = None) -> None:
         nonlocal produced
-        values = [event(produced + i, text or f"今天天气 {produced + i}") for i in range(count)]
+        values = [
+            event(produced + i, text or f"今天 {setup.name} {produced + i}") for i in range(count)
+        ]
         await produce(setup.bootstrap, setup.raw_topic, values)
         produced += count
 
-    await send(1, "同一段文字")  # analysed by A; sent again after the reloads
+    # Unique per run: the dedup store (Redis) outlives a test run, and the tiny models
+    # (seeded) keep their versions from one run to the next.
+    repeated = f"同一段文字 {setup.name}"
+    await send(1, repeated)  # analysed by A; sent again after the reloads
     await send(1500)
     point(current, tmp_path / "model-b")
     worker.proc.send_signal(signal.SIGHUP)
@@ -103,7 +108,7 @@ async def test_sighup_twice_under_load_swaps_the_model_and_loses_nothing(
     worker.proc.send_signal(signal.SIGHUP)
     await send(1000)
     await wait_for_log(worker, "model reloaded", 2, timeout=300)
-    await send(1, "同一段文字")
+    await send(1, repeated)
     # A path with no model: C keeps serving, one line says why.
     point(current, tmp_path / "no-such-model")
     worker.proc.send_signal(signal.SIGHUP)
