@@ -43,3 +43,14 @@ def test_malformed_entities_file_names_it_and_exits_2(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "peoples_daily_dev.jsonl" in lines[0] and "line 2" in lines[0]
+
+
+def test_malformed_sentiment_file_names_it_and_exits_2(tmp_path: Path) -> None:
+    en = tmp_path / "data" / "sentiment_en"
+    en.mkdir(parents=True)
+    (en / "uci_amazon.jsonl").write_text('{"text": "great", "label": 1}\n{"text": "bad"}\n')
+    result = _run("train_sentiment.py", tmp_path / "data", tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "uci_amazon.jsonl" in lines[0] and "line 2" in lines[0] and "label" in lines[0]
