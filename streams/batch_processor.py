@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -539,7 +539,8 @@ class BatchProcessor:
             fields = result
         body = build_result(item.event, item.chash, item.analyses, fields, finished_at)
         value = orjson.dumps(body)
-        message = Outgoing(self.config.output_topic, item.key, value, self._result_headers(item))
+        headers = self._result_headers(item, body["analyzer_versions"])
+        message = Outgoing(self.config.output_topic, item.key, value, headers)
         item.remember = worth_remembering(body)
         return item, message, Outcome.PARTIAL if body["errors"] else Outcome.OK
 
@@ -593,9 +594,11 @@ class BatchProcessor:
             forwarded = with_trace(forwarded, item.trace.event_headers(item.index))
         return forwarded
 
-    def _result_headers(self, item: _Item) -> Headers:
+    def _result_headers(self, item: _Item, versions: Mapping[str, str] | None = None) -> Headers:
+        """Headers of ``item``'s result; ``versions`` are those its analysis names (the
+        pool's current ones for a reused analysis, which its dedup key was made of)."""
         assert item.event is not None
-        headers = self._own.for_result(item.event.id, self._versions())
+        headers = self._own.for_result(item.event.id, versions or self._versions())
         headers += self._forwarded(item)
         return headers
 

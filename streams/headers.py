@@ -86,20 +86,26 @@ def versions_digest(versions: Mapping[str, str]) -> bytes:
 
 
 class OwnHeaders:
-    """contentstream's own headers on a result; the digest is computed once per set of
-    analyzer versions (the pool replaces its dict on a model reload)."""
+    """contentstream's own headers on a result. The digest names the versions that
+    produced the result (its own ``analyzer_versions``, so a result published while a
+    model reload swaps processes names the model that really analysed it); it is
+    computed once per distinct set of versions, not per event."""
 
-    __slots__ = ("_digest", "_versions")
+    __slots__ = ("_digests",)
+
+    _MAX_DIGESTS = 256  # distinct version sets seen: stages requested x model reloads
 
     def __init__(self) -> None:
-        self._versions: object = None
-        self._digest = b""
+        self._digests: dict[tuple[tuple[str, str], ...], bytes] = {}
 
     def digest(self, versions: Mapping[str, str]) -> bytes:
-        if versions is not self._versions:
-            self._digest = versions_digest(versions)
-            self._versions = versions
-        return self._digest
+        key = tuple(versions.items())
+        found = self._digests.get(key)
+        if found is None:
+            if len(self._digests) >= self._MAX_DIGESTS:
+                self._digests.clear()
+            found = self._digests[key] = versions_digest(versions)
+        return found
 
     def for_result(self, event_id: str | int, versions: Mapping[str, str]) -> Headers:
         return [

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -265,7 +265,8 @@ class EventProcessor:
                 trace.stages(fields.get("timings_ms", {}), fields.get("analyzer_versions", {}), 1)
             except Exception:  # tracing only: never worth an event
                 log.debug("stage spans not recorded", exc_info=True)
-        await self._publish(key, value, previous, event, record, trace)
+        versions = result["analyzer_versions"] or None
+        await self._publish(key, value, previous, event, record, trace, versions)
         outcome = Outcome.PARTIAL if result["errors"] else Outcome.OK
         return outcome, value if worth_remembering(result) else None
 
@@ -308,8 +309,11 @@ class EventProcessor:
         event: ContentEvent,
         record: InputRecord,
         trace: BatchTrace | None,
+        versions: Mapping[str, str] | None = None,
     ) -> None:
-        headers = self._own.for_result(event.id, self._versions())
+        """``versions``: those the published analysis names (the pool's current ones,
+        which a reused analysis' dedup key was made of, when not given)."""
+        headers = self._own.for_result(event.id, versions or self._versions())
         headers += self._forwarded(record, trace)
         if previous is not None:
             await previous

@@ -77,7 +77,7 @@ def engine(name: str, forwarding: HeaderForwarding | None = None, **kwargs: Any)
         decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
         dedup=LruDedupStore(max_entries=100, ttl_s=60),
         metrics=WorkerMetrics(),
-        analyzer_versions=lambda: VERSIONS,
+        analyzer_versions=kwargs.pop("analyzer_versions", lambda: VERSIONS),
         forwarding=forwarding,
         **kwargs,
     )
@@ -204,6 +204,17 @@ async def test_results_duplicates_and_dead_letters_carry_forwarded_headers(name:
     assert names.count(HEADER_NAMES["code"]) == 1
     assert HEADER_NAMES["event_id"] not in names  # unreadable id: none, not the forged one
     assert "authorization" not in names
+
+
+@pytest.mark.parametrize("name", ["batch", "faust"])
+async def test_versions_header_names_the_model_that_analysed_the_event(name: str) -> None:
+    # A model reload swaps the pool's versions while results of the old model are still
+    # being published: the header follows the result's own versions, not the pool's.
+    run, sent = engine(name, analyzer_versions=lambda: {"keywords": "k2-after-reload"})
+    await run([rec(1, orjson.dumps({"id": "a", "text": "今天很好"}), [])])
+    [(value, headers)] = sent.on("out")
+    assert orjson.loads(value)["analyzer_versions"] == VERSIONS
+    assert (ANALYZER_VERSIONS_HEADER, versions_digest(VERSIONS)) in headers
 
 
 @pytest.mark.parametrize("name", ["batch", "faust"])
