@@ -39,10 +39,10 @@ COPY analyzers/ analyzers/
 COPY streams/ streams/
 
 RUN set -eux; \
-    target="."; set --; \
+    target=".[otel]"; set --; \
     case "${WITH_ML}:${TORCH_DEVICE}" in \
-        true:cpu) target=".[ml]"; set -- --extra-index-url "${TORCH_INDEX_URL}" ;; \
-        true:cuda) target=".[ml]" ;; \
+        true:cpu) target=".[ml,otel]"; set -- --extra-index-url "${TORCH_INDEX_URL}" ;; \
+        true:cuda) target=".[ml,otel]" ;; \
         false:cpu) ;; \
         false:cuda) echo "TORCH_DEVICE=cuda needs WITH_ML=true (torch comes with the ml extra)" >&2; exit 1 ;; \
         *) echo "WITH_ML must be true or false and TORCH_DEVICE cpu or cuda, not '${WITH_ML}' and '${TORCH_DEVICE}'" >&2; exit 1 ;; \

@@ -142,7 +142,7 @@ def test_with_ml_build_arg_selects_the_ml_extra(stages: list[list[Instruction]])
     builder = stages[0]
     assert "WITH_ML=false" in _all(builder, "ARG")
     run = " ".join(_all(builder, "RUN"))
-    assert 'true:cpu) target=".[ml]"' in run
+    assert 'true:cpu) target=".[ml,otel]"' in run
     assert "--extra-index-url" in run and "TORCH_INDEX_URL" in run
     assert any(
         a.startswith("TORCH_INDEX_URL=") and a.endswith("/whl/cpu") for a in _all(builder, "ARG")
@@ -186,10 +186,11 @@ def _run_builder_script(
 @pytest.mark.parametrize(
     ("build_args", "target", "torch_index"),
     [
-        ({}, ".", False),
-        ({"WITH_ML": "true"}, ".[ml]", True),
+        # Every image can export traces (the otel extra; off unless OTEL_* asks).
+        ({}, ".[otel]", False),
+        ({"WITH_ML": "true"}, ".[ml,otel]", True),
         # The GPU image: PyPI's own torch wheels for linux x86_64 are CUDA builds.
-        ({"WITH_ML": "true", "TORCH_DEVICE": "cuda"}, ".[ml]", False),
+        ({"WITH_ML": "true", "TORCH_DEVICE": "cuda"}, ".[ml,otel]", False),
     ],
     ids=["plain", "ml-cpu", "ml-cuda"],
 )
