@@ -45,9 +45,11 @@ from bench.memory import (
     machine_cpu_ticks,
     process_tree,
 )
+from streams.dedup import KEY_PREFIX
 
 BENCH_REDIS_DB = int(os.environ.get("CONTENTSTREAM_BENCH_REDIS_DB", "14"))
-DEDUP_KEY_PATTERN = "contentstream:dedup:v1:*"
+# Every dedup key of the worker being measured (the prefix names the key format).
+DEDUP_KEY_PATTERN = KEY_PREFIX + "*"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
