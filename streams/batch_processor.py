@@ -49,7 +49,7 @@ from streams.analysis_batcher import Deliver
 from streams.analysis_batcher import Outcome as AnalysisOutcome
 from streams.dead_letters import build_dead_letter, log_dead_letter
 from streams.decoding import EventDecoder
-from streams.dedup import BulkDedupStore, dedup_key_suffix, dedup_key_with, dedup_owner
+from streams.dedup import BatchDedupKeys, BulkDedupStore
 from streams.headers import (
     DEFAULT_FORWARD_HEADERS,
     DEFAULT_FORWARD_PREFIX,
@@ -340,23 +340,12 @@ class BatchProcessor:
     async def _lookup(self, events: list[_Item]) -> dict[str, bytes]:
         if self._dedup is None or not events:
             return {}
-        versions = self._versions()
-        scope = self.config.dedup_scope
-        suffixes: dict[tuple[AnalysisName, ...], str] = {}
-        owners: dict[tuple[str | None, str | None], str] = {}
+        keys = BatchDedupKeys(self._versions(), self.config.dedup_scope)
         wanted: list[str] = []
         for item in events:
             event = item.event
             assert event is not None
-            suffix = suffixes.get(item.analyses)
-            if suffix is None:
-                names = [a.value for a in item.analyses]
-                suffix = suffixes[item.analyses] = dedup_key_suffix(names, versions)
-            who = (event.tenant, event.language)
-            owner = owners.get(who)
-            if owner is None:
-                owner = owners[who] = dedup_owner(event.tenant, event.language, scope)
-            item.dkey = dedup_key_with(event.text, owner, suffix)
+            item.dkey = keys.key(event.text, event.tenant, event.language, item.analyses)
             if item.dkey not in self._recent:
                 wanted.append(item.dkey)
         unique = list(dict.fromkeys(wanted))

@@ -68,6 +68,32 @@ def dedup_key_with(text: str, owner: str, suffix: str) -> str:
     return KEY_PREFIX + digest.hexdigest()
 
 
+class BatchDedupKeys:
+    """The dedup keys of one batch of events, as every path that reads or writes the
+    store builds them (the batch processor, the HTTP API): the analyses-and-versions
+    part once per set of analyses and the owner part once per tenant and hint, not per
+    event."""
+
+    __slots__ = ("_owners", "_scope", "_suffixes", "_versions")
+
+    def __init__(self, versions: dict[str, str], scope: DedupScope) -> None:
+        self._versions = versions
+        self._scope = scope
+        self._suffixes: dict[tuple[str, ...], str] = {}
+        self._owners: dict[tuple[str | None, str | None], str] = {}
+
+    def key(
+        self, text: str, tenant: str | None, language: str | None, analyses: tuple[str, ...]
+    ) -> str:
+        suffix = self._suffixes.get(analyses)
+        if suffix is None:
+            suffix = self._suffixes[analyses] = dedup_key_suffix(analyses, self._versions)
+        owner = self._owners.get((tenant, language))
+        if owner is None:
+            owner = self._owners[tenant, language] = dedup_owner(tenant, language, self._scope)
+        return dedup_key_with(text, owner, suffix)
+
+
 def compress(value: bytes) -> bytes:
     return zlib.compress(value, 1)
 

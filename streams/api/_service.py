@@ -34,13 +34,7 @@ from streams.api._errors import ApiError, ApiErrorCode, rejection
 from streams.api._metrics import ApiMetrics
 from streams.api._models import AnalyzeBatch, OneText
 from streams.decoding import EventDecoder, readable_id
-from streams.dedup import (
-    DedupScope,
-    dedup_key,
-    dedup_key_suffix,
-    dedup_key_with,
-    dedup_owner,
-)
+from streams.dedup import BatchDedupKeys, DedupScope, dedup_key
 from streams.records import Headers
 from streams.results import (
     build_result,
@@ -236,19 +230,11 @@ class AnalysisService:
         if self._dedup is None:
             return events
         stage.name = "dedup"
-        versions = self._versions()
-        scope = self.config.dedup_scope
-        # As the batch processor: the analyses-and-versions part once per kind in a batch.
-        suffixes: dict[tuple[AnalysisName, ...], str] = {}
+        keys = BatchDedupKeys(self._versions(), self.config.dedup_scope)
         for item in events:
             event = item.event
             assert event is not None
-            suffix = suffixes.get(item.analyses)
-            if suffix is None:
-                names = [a.value for a in item.analyses]
-                suffix = suffixes[item.analyses] = dedup_key_suffix(names, versions)
-            owner = dedup_owner(event.tenant, event.language, scope)
-            item.dkey = dedup_key_with(event.text, owner, suffix)
+            item.dkey = keys.key(event.text, event.tenant, event.language, item.analyses)
         unique = list(dict.fromkeys(item.dkey for item in events if item.dkey is not None))
         try:
             values = await self._dedup.get_many(unique)
