@@ -16,10 +16,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.errors import StageTimeout
 from streams.analysis_pool import AnalysisPool, OutputFields
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 Outcome = OutputFields | BaseException
 # Receives (index, outcome) pairs, one call per finished pool batch: a whole fetched
@@ -154,3 +158,30 @@ def _settle(outcomes: list[tuple[_Pending, Outcome]]) -> None:
                 p.future.set_result(outcome)
     for deliver, items in by_receiver.items():
         deliver(items)
+
+
+def analysis_from_settings(
+    settings: Settings,
+    pipeline_factory: Any,
+    *,
+    on_restart: Callable[[str], None],
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[AnalysisPool, AnalysisBatcher]:
+    """The analyzer pool and its batcher as the settings size them: one recipe for the
+    worker and the HTTP API, so both analyse alike."""
+    pool = AnalysisPool(
+        pipeline_factory,
+        processes=settings.effective_pool_processes,
+        standby=settings.pool_standby_processes,
+        nice=settings.pool_nice,
+        queue_depth=settings.pool_queue_depth,
+        on_restart=on_restart,
+    )
+    batcher = AnalysisBatcher(
+        pool,
+        max_batch=settings.analysis_batch_size,
+        max_wait_s=settings.analysis_batch_wait_ms / 1000.0,
+        timeout_s=settings.stage_timeout_s,
+        on_batch=on_batch,
+    )
+    return pool, batcher

@@ -23,8 +23,7 @@ import faust
 
 from analyzers.factory import build_pipeline
 from schemas.errors import ConfigurationError
-from streams.analysis_batcher import AnalysisBatcher
-from streams.analysis_pool import AnalysisPool
+from streams.analysis_batcher import analysis_from_settings
 from streams.batch_engine import BatchEngine
 from streams.batch_processor import BatchProcessor
 from streams.dead_letters import DeadLetterPublisher
@@ -106,19 +105,10 @@ class ContentWorker:
         self.metrics.in_flight_limit.set(settings.in_flight_limit)
         factory = pipeline_factory or resolve_pipeline_factory(settings)
         self._given_factory = pipeline_factory
-        self.pool = AnalysisPool(
+        self.pool, self.batcher = analysis_from_settings(
+            settings,
             factory,
-            processes=settings.effective_pool_processes,
-            standby=settings.pool_standby_processes,
-            nice=settings.pool_nice,
-            queue_depth=settings.pool_queue_depth,
             on_restart=lambda _reason: self.metrics.pool_restarts.inc(),
-        )
-        self.batcher = AnalysisBatcher(
-            self.pool,
-            max_batch=settings.analysis_batch_size,
-            max_wait_s=settings.analysis_batch_wait_ms / 1000.0,
-            timeout_s=settings.stage_timeout_s,
             on_batch=self._observe_batch,
         )
         self.processor_config = ProcessorConfig(

@@ -18,8 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.errors import ConfigurationError, ServiceUnavailable
-from streams.analysis_batcher import AnalysisBatcher
-from streams.analysis_pool import AnalysisPool
+from streams.analysis_batcher import analysis_from_settings
 from streams.api._admission import Admission
 from streams.api._app import ApiState, create_app
 from streams.api._keys import KeyRing
@@ -65,19 +64,10 @@ class ApiRuntime:
         self.settings = settings
         self.metrics = ApiMetrics()
         self.keys = KeyRing.from_file(settings.api_keys_file)
-        self.pool = AnalysisPool(
+        self.pool, self.batcher = analysis_from_settings(
+            settings,
             pipeline_factory or resolve_pipeline_factory(settings),
-            processes=settings.effective_pool_processes,
-            standby=settings.pool_standby_processes,
-            nice=settings.pool_nice,
-            queue_depth=settings.pool_queue_depth,
             on_restart=lambda _reason: self.metrics.pool_restarts.inc(),
-        )
-        self.batcher = AnalysisBatcher(
-            self.pool,
-            max_batch=settings.analysis_batch_size,
-            max_wait_s=settings.analysis_batch_wait_ms / 1000.0,
-            timeout_s=settings.stage_timeout_s,
         )
         self.dedup: RedisDedupStore | LruDedupStore | None = None
         self.quota_client: Any = None
