@@ -44,7 +44,7 @@ from bench.transport import (
     window_rate,
     worker_stats,
 )
-from streams.analysis_pool import AnalysisPool
+from streams.analysis.pool import AnalysisPool
 from streams.settings import Settings, load_settings
 
 

@@ -98,7 +98,7 @@ class Server:
 
 async def analysis_only(texts: list[str]) -> dict[str, Any]:
     from analyzers.pipeline import AnalysisRequest
-    from streams.analysis_pool import AnalysisPool
+    from streams.analysis.pool import AnalysisPool
     from streams.settings import load_settings
     from streams.worker import resolve_pipeline_factory
 

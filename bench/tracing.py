@@ -1,6 +1,6 @@
 """Worker CPU per event for header forwarding and tracing (issue #19), processor level.
 
-The batch processor (streams/batch_processor.py) runs batches of 500 events with a fake
+The batch processor (streams/processing/processor.py) runs batches of 500 events with a fake
 analysis (canned results with five stage timings, answered at once) and a publisher that
 drops what it gets, so the figure is the per-event work of the worker around analysis:
 decoding, result JSON, headers, spans. Modes, interleaved round by round:
@@ -35,14 +35,14 @@ import orjson
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.events import ALL_ANALYSES
-from streams.analysis_batcher import Deliver
-from streams.batch_processor import BatchProcessor, Outgoing
-from streams.decoding import EventDecoder
-from streams.headers import HeaderForwarding
-from streams.metrics import WorkerMetrics
-from streams.processor import ProcessorConfig
-from streams.records import Headers, InputRecord
-from streams.tracing import NO_TRACING, OtelTracing, Tracing
+from streams.analysis.batcher import Deliver
+from streams.kafka.headers import HeaderForwarding
+from streams.kafka.records import Headers, InputRecord, Outgoing
+from streams.operations.metrics import WorkerMetrics
+from streams.operations.tracing import NO_TRACING, OtelTracing, Tracing
+from streams.processing.decoding import EventDecoder
+from streams.processing.event_processor import ProcessorConfig
+from streams.processing.processor import BatchProcessor
 
 BATCH = 500
 TIMINGS = {"language": 0.01, "sentiment": 0.05, "keywords": 0.2, "summary": 0.04, "entities": 0.1}

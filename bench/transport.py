@@ -45,7 +45,7 @@ from bench.memory import (
     machine_cpu_ticks,
     process_tree,
 )
-from streams.dedup import KEY_PREFIX
+from streams.processing.dedup import KEY_PREFIX
 
 BENCH_REDIS_DB = int(os.environ.get("CONTENTSTREAM_BENCH_REDIS_DB", "14"))
 # Every dedup key of the worker being measured (the prefix names the key format).

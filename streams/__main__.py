@@ -1,3 +1,3 @@
-from streams.cli import main
+from streams.commands.cli import main
 
 raise SystemExit(main())

@@ -1,9 +1,9 @@
 """Assembles a running worker: engine, analyzer pool, processor, HTTP, shutdown.
 
 Two engines share everything but the consuming loop (``CONTENTSTREAM_ENGINE``):
-``batch`` (default, streams/batch_engine.py) polls with aiokafka and processes each
+``batch`` (default, streams/engines/batch.py) polls with aiokafka and processes each
 polled batch as a unit; ``faust`` runs a Faust agent that hands events one by one to
-streams/runtime.py. ``exactly_once`` always runs on Faust.
+streams/engines/faust_runtime.py. ``exactly_once`` always runs on Faust.
 """
 
 from __future__ import annotations
@@ -23,30 +23,30 @@ import faust
 
 from analyzers.factory import build_pipeline
 from schemas.errors import ConfigurationError
-from streams.analysis_batcher import analysis_from_settings
-from streams.batch_engine import BatchEngine
-from streams.batch_processor import BatchProcessor
-from streams.dead_letters import DeadLetterPublisher
-from streams.decoding import EventDecoder
-from streams.dedup import (
+from streams.analysis.batcher import analysis_from_settings
+from streams.analysis.pipeline_config import pipeline_config
+from streams.engines.batch import BatchEngine
+from streams.engines.faust_agent import FaustSink, create_app, declare_topics, to_record
+from streams.engines.faust_runtime import WorkerRuntime
+from streams.engines.faust_transactions import TransactionalFaustSink, guard_commits
+from streams.kafka.headers import forwarding_from_settings
+from streams.kafka.records import RecordSink
+from streams.operations.health import LoopLagProbe, WorkerHealth
+from streams.operations.metrics import WorkerMetrics
+from streams.operations.tracing import tracing_from_env
+from streams.processing.dead_letters import DeadLetterPublisher
+from streams.processing.decoding import EventDecoder
+from streams.processing.dedup import (
     BatchingDedupStore,
     BulkDedupStore,
     DedupStore,
     LruDedupStore,
     RedisDedupStore,
 )
-from streams.faust_app import FaustSink, create_app, declare_topics, to_record
-from streams.headers import forwarding_from_settings
-from streams.health import LoopLagProbe, WorkerHealth
-from streams.metrics import WorkerMetrics
-from streams.pipeline_config import pipeline_config
-from streams.processor import EventProcessor, ProcessorConfig
-from streams.records import RecordSink
-from streams.runtime import WorkerRuntime
+from streams.processing.event_processor import EventProcessor, ProcessorConfig
+from streams.processing.processor import BatchProcessor
 from streams.security import redis_client_kwargs
 from streams.settings import Settings
-from streams.tracing import tracing_from_env
-from streams.transactions import TransactionalFaustSink, guard_commits
 
 log = logging.getLogger(__name__)
 
@@ -317,9 +317,9 @@ class ContentWorker:
         if self.engine_name == "faust" and self.settings.processing_guarantee == "exactly_once":
             guard_commits(self.app.consumer, self._commit_lock)
         self.loop_probe.start()
-        # --- operations (streams/lag_monitor.py, streams/logging_setup.py) -------------
-        from streams.lag_monitor import LagMonitor
-        from streams.logging_setup import configure_logging
+        # --- operations (streams/operations/: lag_monitor.py, logging_setup.py) ---
+        from streams.operations.lag_monitor import LagMonitor
+        from streams.operations.logging_setup import configure_logging
 
         configure_logging(self.settings)  # Faust's Worker replaced the handlers
         self.lag_monitor = LagMonitor.for_worker(self)
@@ -342,7 +342,7 @@ class ContentWorker:
         self._ready.set()
         # SIGHUP: swap the analyzer processes onto the model now at the configured paths.
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_reload)
-        from streams.http_server import start_http_server
+        from streams.operations.http_server import start_http_server
 
         self._http = await start_http_server(self)
 
@@ -357,7 +357,7 @@ class ContentWorker:
 
     async def reload_models(self) -> bool:
         """Re-read the model path settings and swap the pool's processes onto them, one
-        by one (streams/analysis_pool.py); False, with one line logged, if the new
+        by one (streams/analysis/pool.py); False, with one line logged, if the new
         model does not load (the old one keeps serving)."""
         try:
             factory = self._given_factory or resolve_pipeline_factory(self._reread_settings())
@@ -444,8 +444,8 @@ class GracefulWorker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     from streams.connection_errors import fail_fast
-    from streams.logging_setup import configure_logging, logging_config
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
+    from streams.operations.logging_setup import configure_logging, logging_config
 
     configure_logging(settings)
 

@@ -28,7 +28,7 @@ from streams.api._metrics import NO_TENANT, ApiMetrics
 from streams.api._models import DOC_MODELS
 from streams.api._quota import Decision, Limits, QuotaLimiter
 from streams.api._service import AnalysisService, EventIntake, Stage
-from streams.headers import trace_context
+from streams.kafka.headers import trace_context
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the HTTP API (conventions of streams/metrics.py).
+"""Prometheus metrics of the HTTP API (conventions of streams/operations/metrics.py).
 
 Tenants are labels: their number is bounded by the keys file. Requests without a valid
 key are labelled ``-``; a key never becomes a label.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.metrics import LATENCY_BUCKETS
+from streams.operations.metrics import LATENCY_BUCKETS
 
 NO_TENANT = "-"
 

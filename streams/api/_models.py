@@ -1,7 +1,7 @@
 """Models of the API's bodies, for its OpenAPI document only.
 
 Bodies are read and checked by the API itself (size, content type, UTF-8, then the one
-validator, streams/decoding.py), so that every refusal carries the code a dead letter
+validator, streams/processing/decoding.py), so that every refusal carries the code a dead letter
 would; these models describe the same shapes to clients.
 """
 
@@ -45,7 +45,7 @@ class AnalyzeOne(BaseModel):
 
 class OneText(AnalyzeOne):
     """AnalyzeOne as the API checks its envelope: the text's own checks are the
-    validator's (streams/decoding.py), with their dead-letter codes (EMPTY_TEXT, ...)."""
+    validator's (streams/processing/decoding.py), with their dead-letter codes (EMPTY_TEXT, ...)."""
 
     text: str  # type: ignore[assignment]
 

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.errors import ConfigurationError, ServiceUnavailable
-from streams.analysis_batcher import analysis_from_settings
+from streams.analysis.batcher import analysis_from_settings
 from streams.api._admission import Admission
 from streams.api._app import ApiState, create_app
 from streams.api._keys import KeyRing
@@ -30,9 +30,9 @@ from streams.api._service import (
     EventIntake,
     KafkaEventSink,
 )
-from streams.decoding import EventDecoder
-from streams.dedup import LruDedupStore, RedisDedupStore
-from streams.records import Headers
+from streams.kafka.records import Headers
+from streams.processing.decoding import EventDecoder
+from streams.processing.dedup import LruDedupStore, RedisDedupStore
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class ApiRuntime:
         }
 
     async def _connect_producer(self) -> None:
-        from streams.kafka_clients import make_producer
+        from streams.kafka.clients import make_producer
 
         delay = 0.5
         while True:
@@ -228,7 +228,7 @@ def run_api(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (uvicorn finishes the requests in flight)."""
     import uvicorn
 
-    from streams.logging_setup import configure_logging
+    from streams.operations.logging_setup import configure_logging
 
     configure_logging(settings)
     runtime = ApiRuntime(settings)
@@ -236,7 +236,7 @@ def run_api(settings: Settings) -> int:
         runtime.app(),
         host=settings.api_host,
         port=settings.api_port,
-        log_config=None,  # the worker's format (streams/logging_setup.py), set above
+        log_config=None,  # the worker's format (streams/operations/logging_setup.py), set above
         access_log=False,  # request lines would carry nothing a metric does not
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),

@@ -1,10 +1,10 @@
 """What the HTTP API does, apart from HTTP: analyse texts, take in events.
 
 It reuses the stream's parts rather than copying them: the one validator
-(streams/decoding.py ``EventDecoder``), the worker's result builder and dedup reuse
-(streams/results.py), the dedup keys and store (streams/dedup.py, the same keys the
-batch processor builds, so a text analysed by a worker is a hit here and vice versa),
-and the analyzer process pool with its deadlines (streams/analysis_pool.py through the
+(streams/processing/decoding.py ``EventDecoder``), the worker's result builder and dedup reuse
+(streams/processing/results.py), the dedup keys and store (streams/processing/dedup.py,
+the same keys the batch processor builds, so a text analysed by a worker is a hit here and
+vice versa), and the analyzer process pool with its deadlines (streams/analysis/pool.py through the
 worker's micro-batcher): nothing is analysed on the event loop.
 """
 
@@ -33,10 +33,10 @@ from schemas.events import AnalysisName, ContentEvent
 from streams.api._errors import ApiError, ApiErrorCode, rejection
 from streams.api._metrics import ApiMetrics
 from streams.api._models import AnalyzeBatch, OneText
-from streams.decoding import EventDecoder, readable_id
-from streams.dedup import BatchDedupKeys, DedupScope, dedup_key
-from streams.records import Headers
-from streams.results import (
+from streams.kafka.records import Headers
+from streams.processing.decoding import EventDecoder, readable_id
+from streams.processing.dedup import BatchDedupKeys, DedupScope, dedup_key
+from streams.processing.results import (
     build_result,
     internal_error,
     result_key,
@@ -55,7 +55,7 @@ ANALYSIS_ATTEMPTS = 2
 
 
 class Analyzer(Protocol):
-    """The worker's micro-batcher in front of the pool (streams/analysis_batcher.py)."""
+    """The worker's micro-batcher in front of the pool (streams/analysis/batcher.py)."""
 
     async def analyze(self, request: AnalysisRequest) -> dict[str, Any]: ...
 
@@ -90,7 +90,7 @@ def api_dedup_key(
     versions: dict[str, str],
     scope: DedupScope,
 ) -> str:
-    """The key the batch processor builds for ``event`` (streams/batch_processor.py
+    """The key the batch processor builds for ``event`` (streams/processing/processor.py
     ``_lookup``: owner = tenant and language hint, suffix = analyses and versions)."""
     return dedup_key(
         event.text,
@@ -432,7 +432,7 @@ class EventIntake:
 
 
 class KafkaEventSink:
-    """An aiokafka producer (acks=all, idempotent: streams/kafka_clients.py)."""
+    """An aiokafka producer (acks=all, idempotent: streams/kafka/clients.py)."""
 
     def __init__(self, producer: Any, topic: str) -> None:
         self._producer = producer

@@ -4,7 +4,7 @@
         [--analyses sentiment,keywords,summary,entities,language] [--processes N] [--batch-size N]
 
 Each input line is a ContentEvent (``{"id": ..., "text": ...}`` at the least), accepted
-or refused exactly as a worker would (the one validator, streams/decoding.py: the same
+or refused exactly as a worker would (the one validator, streams/processing/decoding.py: the same
 limits from the same settings, the same codes, unknown fields refused); its source,
 tenant, language hint, analyses, metadata and produced_at are used, and absent or empty
 ``analyses`` mean ``--analyses``. Each output line is one AnalysisResult, in input
@@ -44,7 +44,7 @@ from schemas.events import (
     AnalysisName,
 )
 from schemas.results import AnalysisResult
-from streams.decoding import EventDecoder, readable_id
+from streams.processing.decoding import EventDecoder, readable_id
 
 Line = tuple[int, bytes]
 
@@ -115,7 +115,7 @@ def _decoder(payload: int, text: int, depth: int, metadata: int) -> EventDecoder
 def pipeline_config_from_settings(
     settings: Any, analyses: Iterable[AnalysisName]
 ) -> PipelineConfig:
-    from streams.pipeline_config import pipeline_config
+    from streams.analysis.pipeline_config import pipeline_config
 
     return pipeline_config(settings, analyses)
 
@@ -315,7 +315,7 @@ def _write(results: Iterable[tuple[int, list[bytes]]], sink: IO[bytes], bar: Any
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from streams.redaction import mask_credentials
+    from streams.operations.redaction import mask_credentials
     from streams.settings import load_settings
 
     try:

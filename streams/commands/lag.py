@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from streams.lag_monitor import KafkaOffsetReader, PartitionOffsets
+from streams.operations.lag_monitor import KafkaOffsetReader, PartitionOffsets
 from streams.settings import Settings, load_settings
 
 EXIT_OVER_MAX_LAG = 1

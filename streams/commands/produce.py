@@ -62,7 +62,7 @@ async def produce_lines(
     from tqdm import tqdm
 
     from streams.connection_errors import fail_fast
-    from streams.kafka_clients import make_producer
+    from streams.kafka.clients import make_producer
 
     settings = load_settings()
     producer = make_producer(settings)

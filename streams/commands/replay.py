@@ -27,7 +27,7 @@ _CARRIED = {
 def carried_headers(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """The headers a replayed record goes back with: the origin of its failure, and
     the input headers its dead letter carried on (trace context, ``x-*``: see
-    streams/headers.py); not the reason of the earlier failure."""
+    streams/kafka/headers.py); not the reason of the earlier failure."""
     return [(k, v) for k, v in headers if k in _CARRIED or not k.lower().startswith(HEADER_PREFIX)]
 
 
@@ -71,7 +71,7 @@ async def replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from streams.connection_errors import fail_fast
-    from streams.kafka_clients import make_consumer, make_producer
+    from streams.kafka.clients import make_consumer, make_producer
 
     settings = load_settings()
     target = args.to_topic or settings.input_topic

@@ -43,7 +43,7 @@ def render(value: bytes | None, headers: list[tuple[str, bytes]], dead_letters: 
 
 async def tail(args: argparse.Namespace) -> int:
     from streams.connection_errors import fail_fast
-    from streams.kafka_clients import make_consumer
+    from streams.kafka.clients import make_consumer
 
     settings = load_settings()
     topic = args.topic or (

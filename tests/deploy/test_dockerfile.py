@@ -405,6 +405,6 @@ def test_build_context_builds_the_wheel(tmp_path: Path, stages: list[list[Instru
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "contentstream = streams.cli:main" in archive.read(entry_points).decode()
+        assert "contentstream = streams.commands.cli:main" in archive.read(entry_points).decode()
     assert "streams/security.py" in names
     assert "streams/settings.py" in names

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import Counter, Histogram
 
-from streams.metrics import WorkerMetrics
+from streams.operations.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"

@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from services import ServiceEndpoints
 
-from streams.dedup import RedisDedupStore
+from streams.processing.dedup import RedisDedupStore
 
 pytestmark = pytest.mark.integration
 

@@ -115,7 +115,7 @@ async def test_stuck_partition_makes_the_worker_unready_until_it_moves(
 
     # One format for the whole process (CONTENTSTREAM_LOG_FORMAT=json), Faust's and
     # aiokafka's lines included, from the moment the worker re-applies its logging
-    # configuration after Faust's Worker replaced it (streams/logging_setup.py).
+    # configuration after Faust's Worker replaced it (streams/operations/logging_setup.py).
     lines = [line for line in worker.log_path.read_text().splitlines() if line.strip()]
     first = next(i for i, line in enumerate(lines) if "analyzer process(es)" in line)
     not_json = []
@@ -126,4 +126,4 @@ async def test_stuck_partition_makes_the_worker_unready_until_it_moves(
             not_json.append(line)
     assert not not_json, "\n".join(not_json[:20])
     loggers = {orjson.loads(line).get("logger") for line in lines[first:]}
-    assert "streams.lag_monitor" in loggers  # "partition ... stuck" was logged
+    assert "streams.operations.lag_monitor" in loggers  # "partition ... stuck" was logged

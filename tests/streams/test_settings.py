@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
+from streams.commands.cli import main
 from streams.settings import Settings, env_name, load_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -22,8 +22,8 @@ from streams.api import (
     create_app,
     hash_key,
 )
-from streams.decoding import EventDecoder
-from streams.dedup import LruDedupStore
+from streams.processing.decoding import EventDecoder
+from streams.processing.dedup import LruDedupStore
 
 KEY_A = "key-of-acme-0123456789"
 KEY_B = "key-of-globex-987654321"

@@ -12,8 +12,8 @@ from api_fakes import KEY_A, KEY_B, VERSIONS, Harness, auth
 from schemas.events import ALL_ANALYSES
 from schemas.results import AnalysisResult
 from streams.api import api_dedup_key
-from streams.decoding import EventDecoder
-from streams.dedup import dedup_key_suffix, dedup_key_with, dedup_owner
+from streams.processing.decoding import EventDecoder
+from streams.processing.dedup import dedup_key_suffix, dedup_key_with, dedup_owner
 
 
 async def test_one_text_is_analysed_for_the_keys_tenant() -> None:

@@ -99,7 +99,7 @@ def test_admission_bounds_the_total_and_each_tenants_share() -> None:
 def test_the_api_command_refuses_to_start_without_a_keys_file(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streams.cli import main
+    from streams.commands.cli import main
 
     monkeypatch.delenv("CONTENTSTREAM_API_KEYS_FILE", raising=False)
     assert main(["api"]) == 2
@@ -111,7 +111,7 @@ def test_hash_key_prints_what_a_keys_file_stores(
 ) -> None:
     import io
 
-    from streams.cli import main
+    from streams.commands.cli import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
     assert main(["api", "hash-key"]) == 0
