@@ -41,8 +41,7 @@ from streams.kafka.records import Headers, InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
 from streams.operations.tracing import NO_TRACING, OtelTracing, Tracing
 from streams.processing.decoding import EventDecoder
-from streams.processing.event_processor import ProcessorConfig
-from streams.processing.processor import BatchProcessor
+from streams.processing.processor import BatchProcessor, ProcessorConfig
 
 BATCH = 500
 TIMINGS = {"language": 0.01, "sentiment": 0.05, "keywords": 0.2, "summary": 0.04, "entities": 0.1}

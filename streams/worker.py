@@ -43,8 +43,8 @@ from streams.processing.dedup import (
     LruDedupStore,
     RedisDedupStore,
 )
-from streams.processing.event_processor import EventProcessor, ProcessorConfig
-from streams.processing.processor import BatchProcessor
+from streams.processing.event_processor import EventProcessor
+from streams.processing.processor import BatchProcessor, ProcessorConfig
 from streams.security import redis_client_kwargs
 from streams.settings import Settings
 

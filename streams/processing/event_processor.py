@@ -15,8 +15,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -41,7 +39,8 @@ from streams.operations.metrics import WorkerMetrics
 from streams.operations.tracing import DEDUP_SPAN, NO_TRACING, PUBLISH_SPAN, BatchTrace, Tracing
 from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import DedupScope, DedupStore, dedup_key
+from streams.processing.dedup import DedupStore, dedup_key
+from streams.processing.processor import Outcome, ProcessorConfig
 from streams.processing.results import (
     analysis_failure,
     build_result,
@@ -56,24 +55,6 @@ from streams.processing.results import (
 log = logging.getLogger(__name__)
 
 Analyze = Callable[[AnalysisRequest], Awaitable[dict[str, Any]]]
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    PARTIAL = "partial"
-    DEAD_LETTERED = "dead_lettered"
-    DUPLICATE = "duplicate"
-    DROPPED = "dropped"
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessorConfig:
-    output_topic: str
-    default_analyses: tuple[AnalysisName, ...]
-    dedup_policy: str = "reuse"  # reuse | drop | off
-    dedup_scope: DedupScope = "tenant"  # tenant | global: who may share an analysis
-    max_attempts: int = 3
-    retry_backoff_s: float = 0.2
 
 
 class EventProcessor:

@@ -31,6 +31,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 import orjson
@@ -60,8 +61,7 @@ from streams.operations.metrics import WorkerMetrics, observe_values
 from streams.operations.tracing import DEDUP_SPAN, NO_TRACING, PUBLISH_SPAN, BatchTrace, Tracing
 from streams.processing.dead_letters import build_dead_letter, log_dead_letter
 from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import BatchDedupKeys, BulkDedupStore
-from streams.processing.event_processor import Outcome, ProcessorConfig
+from streams.processing.dedup import BatchDedupKeys, BulkDedupStore, DedupScope
 from streams.processing.results import (
     analysis_failure,
     build_result,
@@ -74,6 +74,25 @@ from streams.processing.results import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    PARTIAL = "partial"
+    DEAD_LETTERED = "dead_lettered"
+    DUPLICATE = "duplicate"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    output_topic: str
+    default_analyses: tuple[AnalysisName, ...]
+    dedup_policy: str = "reuse"  # reuse | drop | off
+    dedup_scope: DedupScope = "tenant"  # tenant | global: who may share an analysis
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.2
+
 
 DROPPED_HEADER = HEADER_NAMES["original_dropped"]
 

@@ -26,8 +26,8 @@ from streams.operations.metrics import WorkerMetrics
 from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import EventProcessor, ProcessorConfig
-from streams.processing.processor import BatchProcessor
+from streams.processing.event_processor import EventProcessor
+from streams.processing.processor import BatchProcessor, ProcessorConfig
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 VERSIONS = {"keywords": "k1"}

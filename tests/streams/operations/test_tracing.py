@@ -31,8 +31,8 @@ from streams.operations.tracing import (
 from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import EventProcessor, ProcessorConfig
-from streams.processing.processor import BatchProcessor
+from streams.processing.event_processor import EventProcessor
+from streams.processing.processor import BatchProcessor, ProcessorConfig
 
 SAMPLED_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 SAMPLED_PARENT = 0xB7AD6B7169203331

@@ -18,8 +18,7 @@ from streams.kafka.records import InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import Outcome, ProcessorConfig
-from streams.processing.processor import BatchProcessor
+from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
 
 
 class RecordingPublisher:

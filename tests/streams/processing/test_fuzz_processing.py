@@ -21,7 +21,7 @@ from schemas.errors import EventRejected
 from schemas.events import ContentEvent
 from streams.kafka.records import Headers, InputRecord
 from streams.processing.decoding import EventDecoder
-from streams.processing.event_processor import Outcome
+from streams.processing.processor import Outcome
 
 # More for a long hunt: FUZZ_EXAMPLES=5000 pytest tests/streams/test_fuzz_processing.py
 FUZZ = settings(

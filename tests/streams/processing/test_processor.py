@@ -16,7 +16,8 @@ from streams.operations.metrics import WorkerMetrics
 from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import EventProcessor, Outcome, ProcessorConfig
+from streams.processing.event_processor import EventProcessor
+from streams.processing.processor import Outcome, ProcessorConfig
 
 
 class RecordingSink:
