@@ -86,7 +86,8 @@ class WorkerMetrics:
         )
         self.processing_latency = Histogram(
             "contentstream_processing_latency_seconds",
-            "Result published minus the event's Kafka timestamp.",
+            "Output (result or dead letter) acknowledged by Kafka minus the time the "
+            "processor took the record in.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

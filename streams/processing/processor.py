@@ -134,6 +134,7 @@ class _Item:
     attempts: int = 0
     remember: bool = False  # its result may be reused for a repeat of its text
     trace: BatchTrace | None = None  # its batch's spans, when tracing is on
+    taken_at: float = 0.0  # time.monotonic() when process() took its record in
 
     def turn_future(self) -> asyncio.Future[None]:
         if self.turn is None:
@@ -212,7 +213,8 @@ class BatchProcessor:
     async def process(self, records: list[InputRecord]) -> Counter[Outcome]:
         """Handle ``records`` (in arrival order); returns the count of each outcome."""
         outcomes: Counter[Outcome] = Counter()
-        items = [_Item(i, r) for i, r in enumerate(records)]
+        taken_at = time.monotonic()
+        items = [_Item(i, r, taken_at=taken_at) for i, r in enumerate(records)]
         for topic, n in Counter(r.topic for r in records).items():
             self._metrics.events_consumed.labels(topic=topic).inc(n)
         trace = self._tracing.batch(records)
@@ -697,9 +699,13 @@ class BatchProcessor:
         else:
             outputs = await self._deliver(outputs)
         now = time.time()
+        acknowledged = time.monotonic()
         latencies: list[float] = []
+        processing: list[float] = []
         for item, message, outcome in outputs:
             outcomes[outcome] += 1
+            if message is not None:
+                processing.append(acknowledged - item.taken_at)
             if item.trace is not None:
                 item.trace.event_done(
                     item.index, outcome.value, item.event.id if item.event else None
@@ -711,6 +717,7 @@ class BatchProcessor:
             if item.event is not None:
                 self._end_turn(item, published=message is not None)
         observe_values(self._metrics.end_to_end_latency, latencies)
+        observe_values(self._metrics.processing_latency, processing)
 
 
 def _refusal_reason(message: Outgoing, exc: BaseException) -> str:
