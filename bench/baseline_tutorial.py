@@ -56,8 +56,8 @@ class TutorialSuite:
         return f"{self.topic_base}.analyzed"
 
     async def prepare(self) -> None:
+        from streams.analysis.pipeline_factory import resolve_pipeline_factory
         from streams.settings import load_settings
-        from streams.worker import resolve_pipeline_factory
 
         await create_topics(self.ctx, [self.source, self.sink], 4)
         await produce_burst(

@@ -63,7 +63,7 @@ class AnalysisOnlySuite:
     name = "analysis"
 
     def __init__(self, ctx: BenchContext) -> None:
-        from streams.worker import resolve_pipeline_factory
+        from streams.analysis.pipeline_factory import resolve_pipeline_factory
 
         self.ctx = ctx
         self.settings = worker_settings()

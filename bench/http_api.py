@@ -98,9 +98,9 @@ class Server:
 
 async def analysis_only(texts: list[str]) -> dict[str, Any]:
     from analyzers.pipeline import AnalysisRequest
+    from streams.analysis.pipeline_factory import resolve_pipeline_factory
     from streams.analysis.pool import AnalysisPool
     from streams.settings import load_settings
-    from streams.worker import resolve_pipeline_factory
 
     settings = load_settings()
     pool = AnalysisPool(

@@ -30,8 +30,8 @@ def build_app() -> Any:
     import orjson
 
     from analyzers.pipeline import AnalysisRequest
+    from streams.analysis.pipeline_factory import resolve_pipeline_factory
     from streams.settings import load_settings
-    from streams.worker import resolve_pipeline_factory
 
     pipeline = resolve_pipeline_factory(load_settings())()
     executor = ThreadPoolExecutor(THREADS)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib
 import logging
 import os
 import signal
@@ -21,10 +19,8 @@ from typing import Any
 
 import faust
 
-from analyzers.factory import build_pipeline
-from schemas.errors import ConfigurationError
 from streams.analysis.batcher import analysis_from_settings
-from streams.analysis.pipeline_config import pipeline_config
+from streams.analysis.pipeline_factory import resolve_pipeline_factory
 from streams.engines.batch import BatchEngine
 from streams.engines.faust_agent import FaustSink, create_app, declare_topics, to_record
 from streams.engines.faust_runtime import WorkerRuntime
@@ -49,24 +45,6 @@ from streams.security import redis_client_kwargs
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def resolve_pipeline_factory(settings: Settings) -> Callable[[], Any]:
-    """The picklable callable each analyzer process runs once to build its pipeline."""
-    config = pipeline_config(settings)
-    if not settings.pipeline_factory:
-        return functools.partial(build_pipeline, config)
-    module_name, _, attr = settings.pipeline_factory.partition(":")
-    if not module_name or not attr:
-        raise ConfigurationError(
-            f"CONTENTSTREAM_PIPELINE_FACTORY={settings.pipeline_factory!r}: use module:function"
-        )
-    try:
-        module = importlib.import_module(module_name)
-        factory = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load pipeline factory: {exc}") from exc
-    return functools.partial(factory, config)
 
 
 def make_bulk_dedup(settings: Settings, metrics: WorkerMetrics) -> BulkDedupStore | None:

@@ -55,7 +55,7 @@ class _LazySink:
 
 class ApiRuntime:
     def __init__(self, settings: Settings, *, pipeline_factory: Any = None) -> None:
-        from streams.worker import resolve_pipeline_factory
+        from streams.analysis.pipeline_factory import resolve_pipeline_factory
 
         if settings.api_keys_file is None:
             raise ConfigurationError(
