@@ -6,7 +6,7 @@ finish, and therefore cannot commit, the events produced meanwhile; it keeps ret
 The test compares the lag Prometheus scraped with the backlog it computes itself from
 Kafka (log-end minus committed offsets) and with ``contentstream lag``. Then the topic
 accepts results again, the worker's retries get through, the lag Prometheus sees falls
-to 0 and the end-to-end latency histogram has counted every event.
+to 0 and the end-to-end and processing latency histograms have counted every event.
 """
 
 from __future__ import annotations
@@ -241,6 +241,7 @@ async def test_prometheus_sees_the_true_backlog_then_its_end(
     status, report = lag_command(setup, "--max-lag", str(n - 1))
     assert status == 1 and report["total_lag"] == n, report
     assert prometheus.scalar(f"sum(contentstream_end_to_end_latency_seconds_count{{{job}}})") == 0
+    assert prometheus.scalar(f"sum(contentstream_processing_latency_seconds_count{{{job}}})") == 0
 
     # The topic accepts results again: the backlog drains, the lag falls to 0.
     await set_max_message_bytes(setup.bootstrap, setup.output_topic, OPEN_LIMIT)
@@ -258,6 +259,17 @@ async def test_prometheus_sees_the_true_backlog_then_its_end(
         f"(contentstream_end_to_end_latency_seconds_bucket{{{job}}}))"
     )
     assert p99 is not None and p99 > 0
+    # Processing latency counts the same results, each held back while the topic refused
+    # it: from intake to acknowledgement took longer than the scrapes waited above.
+    processing = prometheus.wait_for(
+        f"sum(contentstream_processing_latency_seconds_count{{{job}}})",
+        lambda v: v >= n,
+        30,
+        "processing latency histogram counts",
+    )
+    assert processing == n
+    total = prometheus.scalar(f"sum(contentstream_processing_latency_seconds_sum{{{job}}})")
+    assert total is not None and total / n >= SCRAPE_S
     status, report = lag_command(setup, "--max-lag", "0")
     assert status == 0 and report["total_lag"] == 0, report
 
