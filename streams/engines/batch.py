@@ -33,8 +33,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
-from streams.engines.faust_runtime import drain, wait_set
 from streams.engines.offsets import OffsetLedger, Slot
+from streams.engines.waiting import drain, wait_set
 from streams.kafka.clients import MAX_RECORD_BYTES, make_consumer, make_producer
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
