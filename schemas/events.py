@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 
 class AnalysisName(StrEnum):
@@ -21,9 +30,35 @@ class AnalysisName(StrEnum):
 
 ALL_ANALYSES: tuple[AnalysisName, ...] = tuple(AnalysisName)
 
-# Strict: JSON true or 1.0 is not an id (lax validation would turn them into 1), and an
-# integer id stays within what Kafka clients and orjson carry losslessly (64 bits).
-EventId = StrictStr | Annotated[StrictInt, Field(ge=-(2**63), le=2**64 - 1)]
+# A float the parse holds exactly (|x| <= 2**53); past it the literal may already have
+# been rounded, and an id must come out as it went in.
+_EXACT_FLOAT_INTEGERS = 2**53
+
+
+def integral(value: Any) -> Any:
+    """``value`` as an int when it is a JSON number with no fraction (``1.0``): JSON
+    has one number type, and the published contract (JSON Schema's ``integer``) counts
+    1.0 as the integer 1, so a producer whose encoder writes 1.0 sends a valid event."""
+    if type(value) is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INTEGERS:
+        return int(value)
+    return value
+
+
+# Strict otherwise: JSON true or 1.5 is not an id (lax validation would turn true into
+# 1), and an integer id stays within what Kafka clients and orjson carry losslessly
+# (64 bits).
+EventId = Annotated[
+    StrictStr | Annotated[StrictInt, Field(ge=-(2**63), le=2**64 - 1)],
+    BeforeValidator(integral),
+]
+
+# RFC 3339 date-time (section 5.6, with the space its note allows): the UTC offset is
+# required. Lax datetime parsing would also take 0, "1700000000" (epoch seconds) and
+# naive times, none of which the contract's "date-time" admits.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
 
 # Bounds of ``metadata``; the worker's are settings (CONTENTSTREAM_MAX_METADATA_DEPTH,
 # CONTENTSTREAM_MAX_METADATA_BYTES), these are their defaults.
@@ -53,8 +88,8 @@ class ContentEvent(BaseModel):
     )
     id: EventId = Field(
         description="Producer-chosen unique id of the event: a string, or an integer within "
-        "64 bits (not a boolean, not a float); echoed unchanged in the result and used as "
-        "the Kafka key of the result.",
+        "64 bits (not a boolean, not a number with a fraction; 1.0 is the integer 1, up to "
+        "2^53 in that form); echoed in the result and used as the Kafka key of the result.",
     )
     text: str = Field(
         min_length=1,
@@ -88,15 +123,26 @@ class ContentEvent(BaseModel):
     )
     produced_at: datetime | None = Field(
         default=None,
-        description="When the producer created the event (RFC 3339); used for end-to-end latency.",
+        description="When the producer created the event: an RFC 3339 date-time with its "
+        "offset (`2026-01-01T08:00:00Z`); used for end-to-end latency.",
     )
 
     @field_validator("schema_version", mode="before")
     @classmethod
     def _integer_version(cls, value: Any) -> Any:
-        # Literal[1] alone accepts true and 1.0 (both == 1).
+        # Literal[1] alone accepts true (== 1); 1.0 is the integer 1, as for ids.
+        value = integral(value)
         if type(value) is not int:
             raise ValueError("schema_version must be the integer 1")
+        return value
+
+    @field_validator("produced_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _RFC3339.fullmatch(value):
+            raise ValueError("produced_at must be an RFC 3339 date-time with its offset")
+        if not isinstance(value, str | datetime | None):
+            raise ValueError("produced_at must be an RFC 3339 date-time string")
         return value
 
     @field_validator("analyses")

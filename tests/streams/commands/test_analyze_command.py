@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_lines_are_validated_exactly_as_the_worker_validates_records(tmp_path: P
     rows: list[Any] = [
         {"id": 3, "text": "今天天气很好。", "extra": [1, 2]},  # unknown field
         {"id": True, "text": "今天天气很好。"},
-        {"id": 1.0, "text": "今天天气很好。"},
+        {"id": 1.5, "text": "今天天气很好。"},
         {"id": "v", "text": "今天天气很好。", "schema_version": True},
         {"id": "deep", "text": "今天天气很好。", "metadata": {"a": [[[[[[[[[[{}]]]]]]]]]]}},
         {"id": "ok", "text": "今天天气很好。", "metadata": {"a": [1]}},
@@ -177,12 +178,16 @@ def test_pool_keeps_order(tmp_path: Path) -> None:
 
 def test_analyze_stream_in_memory() -> None:
     from analyzers.config import PipelineConfig
+    from analyzers.factory import build_pipeline
+    from streams.processing.decoding import EventDecoder
 
     analyses = parse_analyses("language,keywords", ())
     options = AnalyzeOptions(
-        pipeline=PipelineConfig(enabled=tuple(a.value for a in analyses)),
+        pipeline_factory=functools.partial(
+            build_pipeline, PipelineConfig(enabled=tuple(a.value for a in analyses))
+        ),
+        decoder=EventDecoder(max_payload_bytes=1_048_576, max_text_chars=20),
         analyses=analyses,
-        max_text_chars=20,
     )
     source = io.BytesIO(_lines([{"id": "a", "text": "短文本"}, {"id": "b", "text": "长" * 21}]))
     sink = io.BytesIO()
@@ -190,6 +195,35 @@ def test_analyze_stream_in_memory() -> None:
     first, second = (orjson.loads(x) for x in sink.getvalue().splitlines())
     assert first["id"] == "a" and first["language"] == "zh"
     assert second["error"]["code"] == "TEXT_TOO_LONG"
+
+
+def test_the_pipeline_factory_setting_is_used(tmp_path: Path, monkeypatch: Any) -> None:
+    # tests/support/scripted_pipelines.py: the real pipeline with a scripted keywords
+    # stage (keywords = the text's first four characters, version "scripted-1").
+    monkeypatch.setenv("CONTENTSTREAM_PIPELINE_FACTORY", "scripted_pipelines:build")
+    rows = [{"id": "a", "text": "今天天气很好。"}, {"id": "b", "text": "Scripted stage."}]
+    out = _run(tmp_path, rows, "--analyses", ANALYSES, "--processes", "1")
+    assert [r["keywords"] for r in out] == [
+        [{"text": "今天天气", "weight": 1.0}],
+        [{"text": "Scri", "weight": 1.0}],
+    ]
+    assert all(r["analyzer_versions"]["keywords"] == "scripted-1" for r in out)
+    # The record a worker publishes, duplicate_of and all.
+    assert all(r["schema_version"] == 1 and r["duplicate_of"] is None for r in out)
+    assert [r["language"] for r in out] == ["zh", "en"]
+
+
+def test_a_pipeline_factory_that_does_not_load_exits_2(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    monkeypatch.setenv("CONTENTSTREAM_PIPELINE_FACTORY", "scripted_pipelines:nothing_here")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines([{"id": "a", "text": "你好"}]))
+    parser = argparse.ArgumentParser()
+    analyze.register(parser.add_subparsers())
+    args = parser.parse_args(["analyze", "--input", str(source), "--quiet"])
+    assert args.func(args) == 2
+    assert "cannot load pipeline factory" in capsys.readouterr().err
 
 
 def test_parse_analyses() -> None:

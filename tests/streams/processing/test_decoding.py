@@ -34,10 +34,16 @@ REJECTIONS = [
     (b'{"id": "1", "text": "x", "schema_version": 2}', ErrorCode.UNSUPPORTED_VERSION),
     # Strict types: lax validation turned these into id 1 / version 1.
     (b'{"id": true, "text": "x"}', ErrorCode.INVALID_EVENT),
-    (b'{"id": 1.0, "text": "x"}', ErrorCode.INVALID_EVENT),
+    (b'{"id": 1.5, "text": "x"}', ErrorCode.INVALID_EVENT),
+    # An integer-valued float past 2**53 may have been rounded by the parse: no id.
+    (b'{"id": 9007199254740994.0, "text": "x"}', ErrorCode.INVALID_EVENT),
     (b'{"id": 18446744073709551616, "text": "x"}', ErrorCode.INVALID_EVENT),
     (b'{"id": "1", "text": "x", "schema_version": true}', ErrorCode.UNSUPPORTED_VERSION),
-    (b'{"id": "1", "text": "x", "schema_version": 1.0}', ErrorCode.UNSUPPORTED_VERSION),
+    (b'{"id": "1", "text": "x", "schema_version": 1.5}', ErrorCode.UNSUPPORTED_VERSION),
+    # produced_at is an RFC 3339 date-time string with its offset, not epoch seconds.
+    (b'{"id": "1", "text": "x", "produced_at": 0}', ErrorCode.INVALID_EVENT),
+    (b'{"id": "1", "text": "x", "produced_at": "1700000000"}', ErrorCode.INVALID_EVENT),
+    (b'{"id": "1", "text": "x", "produced_at": "2026-01-01T08:00:00"}', ErrorCode.INVALID_EVENT),
     # metadata nested past the limit (default 32; 300 is past what orjson can write).
     (
         b'{"id": "1", "text": "x", "metadata": ' + b'{"a": ' * 33 + b"1" + b"}" * 34,
@@ -68,6 +74,14 @@ def test_valid_event_decodes_with_defaults() -> None:
     assert event.source == "unknown"
     assert [a.value for a in event.analyses or []] == ["sentiment"]
     assert event.produced_at is not None and event.produced_at.year == 2026
+
+
+def test_a_number_without_fraction_is_an_integer_as_the_json_schema_says() -> None:
+    # The published contract's "integer" counts 1.0 as 1; the id comes out as an int.
+    event = DECODER.decode(b'{"id": 1.0, "text": "x", "schema_version": 1.0}')
+    assert event.id == 1 and type(event.id) is int
+    assert DECODER.decode(b'{"id": -9007199254740992.0, "text": "x"}').id == -(2**53)
+    assert DECODER.decode(b'{"id": "1.0", "text": "x"}').id == "1.0"
 
 
 def test_metadata_bounds_are_configurable_and_inclusive() -> None:

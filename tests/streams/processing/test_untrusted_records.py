@@ -296,7 +296,7 @@ async def test_a_damaged_stored_analysis_costs_an_analysis_not_the_event(kind: s
     "payload",
     [
         {"id": True, "text": "文本"},
-        {"id": 1.0, "text": "文本"},
+        {"id": 1.5, "text": "文本"},
         {"id": "x", "text": "文本", "schema_version": True},
     ],
 )
