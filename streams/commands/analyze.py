@@ -3,15 +3,17 @@
     contentstream analyze --input events.jsonl --output results.jsonl \\
         [--analyses sentiment,keywords,summary,entities,language] [--processes N] [--batch-size N]
 
-Each input line is a ContentEvent (``{"id": ..., "text": ...}`` at the least), accepted
-or refused exactly as a worker would (the one validator, streams/processing/decoding.py: the same
-limits from the same settings, the same codes, unknown fields refused); its source,
-tenant, language hint, analyses, metadata and produced_at are used, and absent or empty
-``analyses`` mean ``--analyses``. Each output line is one AnalysisResult, in input
-order, with the id exactly as given. A bad line becomes ``{"id": <id or null>, "line":
-<n>, "error": {"code": ..., "message": ...}}`` with the code its dead letter would carry,
-and the run goes on; blank lines are skipped. The exit code is 0 when the whole input
-was read, even with bad lines.
+The command runs the worker's own parts, built from the same settings: its decoder
+(streams/processing/decoding.py: the same limits, the same codes, unknown fields
+refused), its pipeline factory (streams/analysis/pipeline_factory.py, so
+``CONTENTSTREAM_PIPELINE_FACTORY`` is honoured) and its result builder
+(streams/processing/results.py). Each input line is a ContentEvent (``{"id": ...,
+"text": ...}`` at the least); absent or empty ``analyses`` mean ``--analyses``. Each
+output line is the result a worker would publish for it, in input order, with the id
+exactly as given. A bad line becomes ``{"id": <id or null>, "line": <n>, "error":
+{"code": ..., "message": ...}}`` with the code its dead letter would carry, and the run
+goes on; blank lines are skipped. The exit code is 0 when the whole input was read,
+even with bad lines.
 
 Work is spread over all cores (one pipeline per process, built by the pool initializer;
 chunks of lines go through ``imap`` so order is kept). Inputs smaller than a few chunks
@@ -22,29 +24,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import itertools
 import multiprocessing
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from analyzers.config import PipelineConfig
 from schemas.content_hash import content_hash
-from schemas.errors import ErrorCode, EventRejected
-from schemas.events import (
-    ALL_ANALYSES,
-    DEFAULT_MAX_METADATA_BYTES,
-    DEFAULT_MAX_METADATA_DEPTH,
-    AnalysisName,
-)
-from schemas.results import AnalysisResult
+from schemas.errors import ConfigurationError, ContentStreamError, ErrorCode, EventRejected
+from schemas.events import ALL_ANALYSES, AnalysisName, ContentEvent
 from streams.processing.decoding import EventDecoder, readable_id
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 Line = tuple[int, bytes]
 
@@ -84,40 +80,26 @@ def register(subparsers: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AnalyzeOptions:
-    """What a worker process needs besides the pipeline (picklable)."""
+    """What a process analysing chunks needs (picklable): the worker's parts, built
+    from the same settings the worker reads."""
 
-    pipeline: PipelineConfig
-    analyses: tuple[AnalysisName, ...]
-    max_text_chars: int
-    max_payload_bytes: int = 1_048_576
-    max_metadata_depth: int = DEFAULT_MAX_METADATA_DEPTH
-    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    pipeline_factory: Callable[[], Any]
+    decoder: EventDecoder
+    analyses: tuple[AnalysisName, ...]  # for events that name none
 
-    def decoder(self) -> EventDecoder:
-        return _decoder(
-            self.max_payload_bytes,
-            self.max_text_chars,
-            self.max_metadata_depth,
-            self.max_metadata_bytes,
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, analyses: tuple[AnalysisName, ...]
+    ) -> AnalyzeOptions:
+        """The worker's decoder and pipeline factory (CONTENTSTREAM_PIPELINE_FACTORY
+        honoured), with the stages of ``analyses`` enabled."""
+        from streams.analysis.pipeline_factory import resolve_pipeline_factory
+
+        return cls(
+            pipeline_factory=resolve_pipeline_factory(settings, analyses),
+            decoder=EventDecoder.from_settings(settings),
+            analyses=analyses,
         )
-
-
-@functools.lru_cache(maxsize=4)
-def _decoder(payload: int, text: int, depth: int, metadata: int) -> EventDecoder:
-    return EventDecoder(
-        max_payload_bytes=payload,
-        max_text_chars=text,
-        max_metadata_depth=depth,
-        max_metadata_bytes=metadata,
-    )
-
-
-def pipeline_config_from_settings(
-    settings: Any, analyses: Iterable[AnalysisName]
-) -> PipelineConfig:
-    from streams.analysis.pipeline_config import pipeline_config
-
-    return pipeline_config(settings, analyses)
 
 
 def parse_analyses(value: str | None, default: Iterable[AnalysisName]) -> tuple[AnalysisName, ...]:
@@ -135,114 +117,86 @@ def parse_analyses(value: str | None, default: Iterable[AnalysisName]) -> tuple[
 # --------------------------------------------------------------------------- per line
 
 
-class LineRejected(Exception):
-    def __init__(self, code: ErrorCode, message: str, event_id: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.event_id = event_id
-
-
-@dataclass(slots=True)
-class ParsedLine:
-    line: int
-    event_id: str | int
-    text: str
-    source: str | None
-    tenant: str | None
-    language: str | None
-    analyses: tuple[AnalysisName, ...]
-    metadata: dict[str, Any]
-    produced_at: datetime | None
-
-
-def parse_line(number: int, raw: bytes, options: AnalyzeOptions) -> ParsedLine:
-    """The event of one line, validated as a worker validates a record's value."""
-    decoder = options.decoder()
+def line_id(raw: bytes, decoder: EventDecoder) -> str | int | None:
+    """The id of a refused line, as given, when it has one (only for its error line:
+    the line was already refused by the decoder)."""
+    if len(raw) > decoder.max_payload_bytes:
+        return None
     try:
-        payload = decoder.parse(raw)
-    except EventRejected as exc:
-        raise LineRejected(exc.code, exc.message) from None
-    try:
-        event = decoder.validate(payload)
-    except EventRejected as exc:
-        raise LineRejected(exc.code, exc.message, readable_id(payload)) from None
-    return ParsedLine(
-        line=number,
-        event_id=event.id,
-        text=event.text,
-        source=event.source,
-        tenant=event.tenant,
-        language=event.language,
-        analyses=tuple(event.analyses) if event.analyses else options.analyses,
-        metadata=event.metadata,
-        produced_at=event.produced_at,
-    )
+        return readable_id(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return None
 
 
-def error_line(number: int, event_id: Any, code: ErrorCode, message: str) -> bytes:
+def error_line(number: int, event_id: str | int | None, code: ErrorCode, message: str) -> bytes:
     return orjson.dumps(
-        {
-            "id": readable_id({"id": event_id}),
-            "line": number,
-            "error": {"code": code.value, "message": message},
-        }
+        {"id": event_id, "line": number, "error": {"code": code.value, "message": message}}
     )
-
-
-def result_line(parsed: ParsedLine, fields: dict[str, Any]) -> bytes:
-    result = AnalysisResult(
-        id=parsed.event_id,
-        content_hash=content_hash(parsed.text),
-        source=parsed.source,
-        tenant=parsed.tenant,
-        metadata=parsed.metadata,
-        produced_at=parsed.produced_at,
-        processed_at=datetime.now(UTC),
-        **fields,
-    )
-    return result.model_dump_json().encode("utf-8")
 
 
 # --------------------------------------------------------------------------- chunks
 
 
 class ChunkAnalyzer:
-    """Parses and analyses chunks of lines with one pipeline (one per process)."""
+    """Decodes and analyses chunks of lines with one pipeline (one per process), with
+    the worker's parts: its decoder, its pipeline factory, its wire encoding of an
+    analysis and its result builder, so a line's result is the record a worker would
+    publish for it."""
 
     def __init__(self, options: AnalyzeOptions) -> None:
-        from analyzers.factory import build_pipeline
-
         self.options = options
-        self.pipeline = build_pipeline(options.pipeline)
+        self.decoder = options.decoder
+        self.pipeline = options.pipeline_factory()
 
     def __call__(self, chunk: list[Line]) -> list[bytes]:
         from analyzers.pipeline import AnalysisRequest
 
         out: list[bytes | None] = [None] * len(chunk)
-        parsed: list[tuple[int, ParsedLine]] = []
-        for slot, (number, raw) in enumerate(chunk):
-            try:
-                parsed.append((slot, parse_line(number, raw, self.options)))
-            except LineRejected as exc:
-                out[slot] = error_line(number, exc.event_id, exc.code, exc.message)
+        events: list[tuple[int, int, ContentEvent, tuple[AnalysisName, ...]]] = []
+        decoded = self.decoder.decode_many([raw for _, raw in chunk])
+        for slot, ((number, raw), event) in enumerate(zip(chunk, decoded, strict=True)):
+            if isinstance(event, EventRejected):
+                out[slot] = error_line(
+                    number, line_id(raw, self.decoder), event.code, event.message
+                )
+            else:
+                analyses = tuple(event.analyses) if event.analyses else self.options.analyses
+                events.append((slot, number, event, analyses))
         requests = [
-            AnalysisRequest(text=p.text, analyses=frozenset(p.analyses), language_hint=p.language)
-            for _, p in parsed
+            AnalysisRequest(text=e.text, analyses=frozenset(a), language_hint=e.language)
+            for _, _, e, a in events
         ]
         try:
             outputs = self.pipeline.analyze(requests)
         except Exception:
             outputs = []  # analysed one by one below, so one bad line costs only itself
-        for index, (slot, p) in enumerate(parsed):
+        for index, (slot, number, event, analyses) in enumerate(events):
             try:
                 output = outputs[index] if outputs else self.pipeline.analyze([requests[index]])[0]
-                out[slot] = result_line(p, output.fields())
+                out[slot] = result_line(event, analyses, output)
             except Exception as exc:
-                out[slot] = error_line(
-                    p.line, p.event_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
-                )
+                error = _failure(exc)
+                out[slot] = error_line(number, event.id, error.code, error.message)
         return [line for line in out if line is not None]
+
+
+def result_line(event: ContentEvent, analyses: tuple[AnalysisName, ...], output: Any) -> bytes:
+    """The result a worker publishes for ``event`` analysed into ``output``."""
+    from streams.analysis.wire import decode_output, encode_output
+    from streams.processing.results import build_result
+
+    fields = decode_output(encode_output(output))
+    return orjson.dumps(build_result(event, content_hash(event.text), analyses, fields))
+
+
+def _failure(exc: Exception) -> ContentStreamError:
+    """The error a worker dead-letters an event with when its analysis raised ``exc``
+    and no attempt is left (a file is read once: nothing is retried)."""
+    from streams.processing.results import analysis_failure
+
+    error = analysis_failure(exc, attempts=1, max_attempts=1)
+    assert error is not None, "with no attempt left there is no retry"
+    return error
 
 
 _worker: ChunkAnalyzer | None = None
@@ -337,14 +291,11 @@ def run(args: argparse.Namespace) -> int:
     processes = args.processes if args.processes is not None else settings.pool_processes
     if processes <= 0:
         processes = multiprocessing.cpu_count() or 1
-    options = AnalyzeOptions(
-        pipeline=pipeline_config_from_settings(settings, analyses),
-        analyses=analyses,
-        max_text_chars=settings.max_text_chars,
-        max_payload_bytes=settings.max_payload_bytes,
-        max_metadata_depth=settings.max_metadata_depth,
-        max_metadata_bytes=settings.max_metadata_bytes,
-    )
+    try:
+        options = AnalyzeOptions.from_settings(settings, analyses)
+    except ConfigurationError as exc:
+        print(f"contentstream analyze: {exc.message}", file=sys.stderr)
+        return 2
     with contextlib.ExitStack() as files:
         try:
             source = (
