@@ -26,18 +26,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka.records import TopicPartition
 from streams.operations.metrics import WorkerMetrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TopicPartitionKey = tuple[str, int]
 
-
-def partition_name(tp: TopicPartitionKey) -> str:
+def partition_name(tp: TopicPartition) -> str:
     return f"{tp[0]}[{tp[1]}]"
 
 
@@ -52,7 +52,7 @@ class PartitionOffsets:
     committed: int | None  # None: the group has never committed on this partition
 
     @property
-    def tp(self) -> TopicPartitionKey:
+    def tp(self) -> TopicPartition:
         return (self.topic, self.partition)
 
     @property
@@ -76,11 +76,11 @@ class OffsetSource(Protocol):
 
     async def close(self) -> None: ...
 
-    async def read(self, group_id: str, tps: list[TopicPartitionKey]) -> list[PartitionOffsets]:
+    async def read(self, group_id: str, tps: list[TopicPartition]) -> list[PartitionOffsets]:
         """Log start, log end and committed offset of each partition (in ``tps`` order)."""
         ...
 
-    async def timestamp_at(self, tp: TopicPartitionKey, offset: int) -> float | None:
+    async def timestamp_at(self, tp: TopicPartition, offset: int) -> float | None:
         """Kafka timestamp (seconds) of the record at ``offset``; None if there is none."""
         ...
 
@@ -111,7 +111,7 @@ class KafkaOffsetReader:
             **client_kwargs,
         )
         self._timeout_s = request_timeout_s
-        self._lookup_tps: set[TopicPartition] = set()
+        self._lookup_tps: set[KafkaTopicPartition] = set()
         self._coordinators: dict[str, int] = {}
 
     async def start(self) -> None:
@@ -140,8 +140,8 @@ class KafkaOffsetReader:
                 return sorted(int(p["partition"]) for p in entry.get("partitions", []))
         raise LookupError(f"topic {topic!r} does not exist")
 
-    async def read(self, group_id: str, tps: list[TopicPartitionKey]) -> list[PartitionOffsets]:
-        ktps = [TopicPartition(topic, partition) for topic, partition in tps]
+    async def read(self, group_id: str, tps: list[TopicPartition]) -> list[PartitionOffsets]:
+        ktps = [KafkaTopicPartition(topic, partition) for topic, partition in tps]
         # Also the cheap "is the broker there" probe when nothing is assigned.
         committed = await self._committed(group_id, ktps)
         if not ktps:
@@ -164,15 +164,15 @@ class KafkaOffsetReader:
         return result
 
     async def _committed(
-        self, group_id: str, ktps: list[TopicPartition]
-    ) -> dict[TopicPartition, Any]:
+        self, group_id: str, ktps: list[KafkaTopicPartition]
+    ) -> dict[KafkaTopicPartition, Any]:
         coordinator = self._coordinators.get(group_id)
         if coordinator is None:
             coordinator = self._coordinators[group_id] = await self._admin.find_coordinator(
                 group_id
             )
         try:
-            offsets: dict[TopicPartition, Any] = await self._admin.list_consumer_group_offsets(
+            offsets: dict[KafkaTopicPartition, Any] = await self._admin.list_consumer_group_offsets(
                 group_id, group_coordinator_id=coordinator, partitions=ktps
             )
             return offsets
@@ -181,8 +181,8 @@ class KafkaOffsetReader:
             self._coordinators.pop(group_id, None)
             raise
 
-    async def timestamp_at(self, tp: TopicPartitionKey, offset: int) -> float | None:
-        ktp = TopicPartition(*tp)
+    async def timestamp_at(self, tp: TopicPartition, offset: int) -> float | None:
+        ktp = KafkaTopicPartition(*tp)
         consumer = self._consumer
         if ktp not in self._lookup_tps:
             self._lookup_tps.add(ktp)
@@ -219,7 +219,7 @@ class LagMonitor:
         source: OffsetSource,
         *,
         group_id: str,
-        assigned: Callable[[], Iterable[TopicPartitionKey]],
+        assigned: Callable[[], Iterable[TopicPartition]],
         metrics: WorkerMetrics,
         stuck_after_s: float,
         interval_s: float = 2.0,
@@ -234,7 +234,7 @@ class LagMonitor:
         self._interval = interval_s
         self._reachable_within = reachable_within_s or max(15.0, 3 * interval_s)
         self._clock = clock
-        self._state: dict[TopicPartitionKey, _PartitionState] = {}
+        self._state: dict[TopicPartition, _PartitionState] = {}
         self._last_success: float | None = None
         self._failing_since: float | None = None
         self._last_failure_log = 0.0
@@ -263,7 +263,7 @@ class LagMonitor:
             return False
         return self._clock() - self._last_success <= self._reachable_within
 
-    def lag(self) -> dict[TopicPartitionKey, int]:
+    def lag(self) -> dict[TopicPartition, int]:
         """Lag in events per partition at the last poll (tests, debugging)."""
         return {tp: st.lag for tp, st in sorted(self._state.items())}
 
@@ -361,7 +361,7 @@ class LagMonitor:
             return max(0.0, now - state.progress_at)
         return max(0.0, now - state.timestamp)
 
-    def _forget(self, tps: set[TopicPartitionKey]) -> None:
+    def _forget(self, tps: set[TopicPartition]) -> None:
         """Drop revoked partitions, so their lag is reported by their new owner only."""
         m = self._metrics
         for tp in tps:

@@ -9,24 +9,25 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import generate_latest
 
-from streams.operations.lag_monitor import LagMonitor, PartitionOffsets, TopicPartitionKey
+from streams.kafka.records import TopicPartition
+from streams.operations.lag_monitor import LagMonitor, PartitionOffsets
 from streams.operations.metrics import WorkerMetrics
 
 TOPIC = "content.raw"
-P0: TopicPartitionKey = (TOPIC, 0)
-P1: TopicPartitionKey = (TOPIC, 1)
+P0: TopicPartition = (TOPIC, 0)
+P1: TopicPartition = (TOPIC, 1)
 
 
 @dataclass
 class FakeSource:
     """Offsets and record timestamps as a broker would report them."""
 
-    log_start: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    log_end: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    committed: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    timestamps: dict[tuple[TopicPartitionKey, int], float] = field(default_factory=dict)
+    log_start: dict[TopicPartition, int] = field(default_factory=dict)
+    log_end: dict[TopicPartition, int] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    timestamps: dict[tuple[TopicPartition, int], float] = field(default_factory=dict)
     fail: bool = False
-    lookups: list[tuple[TopicPartitionKey, int]] = field(default_factory=list)
+    lookups: list[tuple[TopicPartition, int]] = field(default_factory=list)
     started: bool = False
     closed: bool = False
 
@@ -36,7 +37,7 @@ class FakeSource:
     async def close(self) -> None:
         self.closed = True
 
-    async def read(self, group_id: str, tps: list[TopicPartitionKey]) -> list[PartitionOffsets]:
+    async def read(self, group_id: str, tps: list[TopicPartition]) -> list[PartitionOffsets]:
         assert group_id == "group"
         if self.fail:
             raise ConnectionError("broker gone")
@@ -51,7 +52,7 @@ class FakeSource:
             for tp in tps
         ]
 
-    async def timestamp_at(self, tp: TopicPartitionKey, offset: int) -> float | None:
+    async def timestamp_at(self, tp: TopicPartition, offset: int) -> float | None:
         self.lookups.append((tp, offset))
         return self.timestamps.get((tp, offset))
 
@@ -64,13 +65,13 @@ class Clock:
         return self.now
 
 
-def sample(metrics: WorkerMetrics, name: str, tp: TopicPartitionKey) -> float | None:
+def sample(metrics: WorkerMetrics, name: str, tp: TopicPartition) -> float | None:
     return metrics.registry.get_sample_value(name, {"topic": tp[0], "partition": str(tp[1])})
 
 
 def make_monitor(
     source: FakeSource,
-    assigned: set[TopicPartitionKey],
+    assigned: set[TopicPartition],
     clock: Clock,
     *,
     stuck_after_s: float = 60.0,
