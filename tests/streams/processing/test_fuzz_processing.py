@@ -23,7 +23,7 @@ from streams.kafka.records import Headers, InputRecord
 from streams.processing.decoding import EventDecoder
 from streams.processing.processor import Outcome
 
-# More for a long hunt: FUZZ_EXAMPLES=5000 pytest tests/streams/test_fuzz_processing.py
+# More for a long hunt: FUZZ_EXAMPLES=5000 pytest tests/streams/processing/test_fuzz_processing.py
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "80")),
     deadline=None,
