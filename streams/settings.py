@@ -282,9 +282,9 @@ class Settings(BaseSettings):
     )
     engine: Literal["batch", "faust"] = Field(
         default="batch",
-        description="batch: an aiokafka consumer that processes each polled batch as a "
-        "unit (fast); faust: a Faust agent, one event at a time. exactly_once always "
-        "runs on faust (its per-partition transactional producers).",
+        description="batch: an aiokafka consumer that hands each polled batch to the "
+        "processor; faust: a Faust agent that takes batches and hands them to the same "
+        "processor (at_least_once only: exactly_once runs on batch).",
     )
     in_flight_limit: int = Field(
         default=256, ge=1, description="Events being processed at once by one worker."
@@ -453,7 +453,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_engine(self) -> Literal["batch", "faust"]:
-        return "faust" if self.processing_guarantee == "exactly_once" else self.engine
+        # Kafka transactions are the batch engine's (the worker refuses faust with them).
+        return "batch" if self.processing_guarantee == "exactly_once" else self.engine
 
     @property
     def effective_pool_processes(self) -> int:

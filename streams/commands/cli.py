@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
+    from schemas.errors import ConfigurationError
     from streams.operations.redaction import mask_credentials
 
     parser = build_parser()
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ConfigurationError as exc:
+        print(f"contentstream: {exc}", file=sys.stderr)
+        return 2
     except ValidationError as exc:
         if exc.title != "Settings":
             raise

@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka.clients import PRODUCER_SEQUENCE_BREAKERS
+from streams.kafka.clients import MAX_RECORD_BYTES, PRODUCER_SEQUENCE_BREAKERS, make_producer
 from streams.kafka.partitioning import partition_for
 from streams.kafka.records import Outgoing
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +113,17 @@ class KafkaPublisher:
                     raise ValueError(f"record of {len(m.value)} bytes exceeds the batch size")
             acks.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*acks)
+
+
+def results_publisher(settings: Settings) -> KafkaPublisher:
+    """The publisher of a worker's results and dead letters (not started yet)."""
+    return KafkaPublisher(
+        lambda: make_producer(
+            settings,
+            # Results go out as whole record batches; waiting for more records to join
+            # them would only add latency.
+            linger_ms=0,
+            max_batch_size=1024 * 1024,
+            max_request_size=MAX_RECORD_BYTES,
+        )
+    )

@@ -59,8 +59,7 @@ class WorkerHealth:
     batches of every length bucket, before the pool starts; a model reload by SIGHUP
     keeps the worker ready, the old processes serving until the new ones are), and no
     assigned partition stuck (lag with no commit progress, see streams/operations/lag_monitor.py).
-    ``broker_connected`` and ``stuck_partitions`` may be replaced once the lag monitor
-    runs (the worker starts it after construction).
+    Without ``broker_connected`` readiness does not check the broker.
     """
 
     def __init__(
@@ -77,7 +76,7 @@ class WorkerHealth:
         self._analyzers_ready = analyzers_ready
         self._assigned = assigned_partitions
         self._stuck = stuck_partitions
-        self.broker_connected = broker_connected
+        self._broker = broker_connected
         self._max_silence = max_loop_silence_s
 
     def liveness(self) -> dict[str, Any]:
@@ -90,7 +89,7 @@ class WorkerHealth:
 
     def readiness(self) -> dict[str, Any]:
         reasons = []
-        broker = self.broker_connected() if self.broker_connected is not None else None
+        broker = self._broker() if self._broker is not None else None
         if broker is False:
             reasons.append("Kafka not reachable")
         if not self._analyzers_ready():

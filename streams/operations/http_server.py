@@ -8,44 +8,55 @@ partitions assigned, and no assigned partition stuck (see streams/operations/hea
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from streams.worker import ContentWorker
+from streams.operations.health import WorkerHealth
+from streams.operations.metrics import WorkerMetrics
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def build_app(worker: ContentWorker) -> web.Application:
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(worker.metrics.registry)
+def build_app(metrics: WorkerMetrics, health: WorkerHealth) -> web.Application:
+    async def serve_metrics(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
-        status = worker.health.liveness()
+        status = health.liveness()
         return web.json_response(status, status=200 if status["ok"] else 503)
 
     async def readyz(_: web.Request) -> web.Response:
-        status = worker.health.readiness()
+        status = health.readiness()
         return web.json_response(status, status=200 if status["ok"] else 503)
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", serve_metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
 
 
-async def start_http_server(worker: ContentWorker) -> Any:
-    runner = web.AppRunner(build_app(worker), access_log=None)
+@dataclass(frozen=True, slots=True)
+class HttpServer:
+    runner: web.AppRunner
+    port: int  # the one bound (settings may ask for 0: any free port)
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_http_server(
+    settings: Settings, metrics: WorkerMetrics, health: WorkerHealth
+) -> HttpServer:
+    runner = web.AppRunner(build_app(metrics, health), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, worker.settings.web_host, worker.settings.web_port)
+    site = web.TCPSite(runner, settings.web_host, settings.web_port)
     await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    port = sockets[0].getsockname()[1] if sockets else worker.settings.web_port
-    worker.web_port = port
-    log.info("serving /metrics /healthz /readyz on http://%s:%d", worker.settings.web_host, port)
-    return runner
+    addresses = runner.addresses
+    port = int(addresses[0][1]) if addresses else settings.web_port
+    log.info("serving /metrics /healthz /readyz on http://%s:%d", settings.web_host, port)
+    return HttpServer(runner, port)

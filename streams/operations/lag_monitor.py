@@ -241,14 +241,20 @@ class LagMonitor:
         self.polls = 0
 
     @classmethod
-    def for_worker(cls, worker: Any, **kwargs: Any) -> LagMonitor:
-        """The monitor of a :class:`streams.worker.ContentWorker` (its ``assigned``)."""
-        settings: Settings = worker.settings
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        assigned: Callable[[], Iterable[TopicPartition]],
+        metrics: WorkerMetrics,
+        **kwargs: Any,
+    ) -> LagMonitor:
+        """The monitor of a worker: its group, its assigned partitions."""
         return cls(
             KafkaOffsetReader(settings),
             group_id=settings.app_id,
-            assigned=lambda: worker.assigned,
-            metrics=worker.metrics,
+            assigned=assigned,
+            metrics=metrics,
             stuck_after_s=settings.stuck_partition_s,
             **kwargs,
         )

@@ -15,8 +15,9 @@ from aiokafka.errors import (
 )
 
 from streams.engines.batch import BatchEngine
-from streams.kafka.publisher import KafkaPublisher
-from streams.kafka.records import InputRecord, Outgoing
+from streams.kafka.publisher import KafkaPublisher, results_publisher
+from streams.kafka.records import InputRecord, Outgoing, TopicPartition
+from streams.kafka.transactions import Buffered, PartitionLost
 from streams.settings import Settings
 
 
@@ -48,13 +49,24 @@ class ScriptedProcessor:
         self.fail_at = fail_at
         self.seen: list[list[int]] = []
 
-    async def process(self, records: list[InputRecord]) -> Counter[Any]:
+    async def process(
+        self, records: list[InputRecord], *, outputs: list[Buffered] | None = None
+    ) -> Counter[Any]:
         offsets = [r.offset for r in records]
         self.seen.append(offsets)
         await asyncio.sleep(self.delays.get(offsets[0], 0))
         if self.fail_at is not None and self.fail_at in offsets:
             raise RuntimeError("bug")
+        if outputs is not None:
+            outputs += [
+                Buffered(Outgoing("out", None, f"{r.partition}:{r.offset}".encode(), []), _none)
+                for r in records
+            ]
         return Counter()
+
+
+def _none(_exc: BaseException) -> None:
+    return None
 
 
 def message(offset: int, partition: int = 0) -> SimpleNamespace:
@@ -67,9 +79,11 @@ def message(offset: int, partition: int = 0) -> SimpleNamespace:
 def engine(
     consumer: ScriptedConsumer, processor: ScriptedProcessor, **settings: Any
 ) -> BatchEngine:
+    config = Settings(commit_interval_s=0.01, **settings)
     e = BatchEngine(
-        Settings(commit_interval_s=0.01, **settings),
+        config,
         processor,  # type: ignore[arg-type]
+        results_publisher(config),  # never started: the processor is scripted
         on_assigned=lambda _: None,
         on_revoked=lambda _: None,
         poll_timeout_ms=10,
