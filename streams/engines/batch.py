@@ -17,7 +17,17 @@ Semantics:
   what is done and forgets the revoked partitions; anything unfinished is processed
   again by the next owner;
 - shutdown (:meth:`BatchEngine.drain`): stop polling, finish in-flight batches within
-  the deadline, commit, leave the group.
+  the deadline, commit, leave the group;
+- exactly once (``CONTENTSTREAM_PROCESSING_GUARANTEE=exactly_once``): the consumer
+  reads committed records only; each polled partition's records are a batch whose
+  outputs the processor buffers; per partition, strictly in offset order, the finished
+  batches at the head of the partition's queue go out in one transaction of that
+  partition's own transactional producer together with the partition's next offset
+  (streams/kafka/transactions.py says why a producer per input partition). Nothing is
+  committed through the consumer. Producers are opened (fencing the partition's
+  previous owner) on assignment and closed on revocation, after the partition's
+  in-flight batches finish (bounded); a producer fenced by another owner drops the
+  partition's in-flight work and pauses it until the group rebalances.
 """
 
 from __future__ import annotations
@@ -35,9 +45,15 @@ from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.engines.offsets import OffsetLedger, Slot
 from streams.engines.waiting import drain, wait_set
-from streams.kafka.clients import MAX_RECORD_BYTES, make_consumer, make_producer
+from streams.kafka.clients import make_consumer, make_transactional_producer
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
+from streams.kafka.transactions import (
+    Buffered,
+    PartitionLost,
+    PartitionTransactions,
+    transactional_id,
+)
 from streams.processing.processor import BatchProcessor
 from streams.settings import Settings
 
@@ -58,7 +74,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._engine.on_revoked({(tp.topic, tp.partition) for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._engine.on_assigned({(tp.topic, tp.partition) for tp in assigned})
+        await self._engine.on_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 class BatchEngine:
@@ -66,14 +82,17 @@ class BatchEngine:
         self,
         settings: Settings,
         processor: BatchProcessor,
+        publisher: KafkaPublisher,
         *,
         on_assigned: Callable[[set[TopicPartition]], None],
         on_revoked: Callable[[set[TopicPartition]], None],
         on_in_flight: Callable[[int], None] | None = None,
         poll_timeout_ms: int = 100,
+        transactions: Callable[[TopicPartition], PartitionTransactions] | None = None,
     ) -> None:
         self.settings = settings
         self.processor = processor
+        self.publisher = publisher  # the processor's: started and stopped here
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._on_in_flight = on_in_flight
@@ -90,9 +109,21 @@ class BatchEngine:
         self._last_commit = time.monotonic()
         self._commit_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
-        self.publisher: KafkaPublisher | None = None
         self.finished = 0
         self._fatal: BaseException | None = None
+        self.exactly_once = settings.processing_guarantee == "exactly_once"
+        self._new_transactions = transactions or self._partition_transactions
+        self._transactions: dict[TopicPartition, PartitionTransactions] = {}
+
+    def _partition_transactions(self, tp: TopicPartition) -> PartitionTransactions:
+        settings = self.settings
+        txn_id = transactional_id(settings.app_id, tp)
+        return PartitionTransactions(
+            tp,
+            lambda: make_transactional_producer(settings, txn_id),
+            group_id=settings.app_id,
+            refused_record_grace_s=settings.refused_record_grace_s,
+        )
 
     @property
     def in_flight(self) -> int:
@@ -100,24 +131,18 @@ class BatchEngine:
 
     async def start(self) -> None:
         settings = self.settings
-        self.publisher = KafkaPublisher(
-            lambda: make_producer(
-                settings,
-                # Results go out as whole record batches (KafkaPublisher); waiting for
-                # more records to join them would only add latency.
-                linger_ms=0,
-                max_batch_size=1024 * 1024,
-                max_request_size=MAX_RECORD_BYTES,
-            )
-        )
-        await self.publisher.start()
-        self.processor.use_publisher(self.publisher)
+        if not self.exactly_once:  # under exactly_once, partitions' producers publish
+            await self.publisher.start()
         self.consumer = make_consumer(
             settings,
             group_id=settings.app_id,
             auto_offset_reset=settings.kafka_auto_offset_reset,
             enable_auto_commit=False,
-            isolation_level=settings.kafka_isolation_level,
+            # Exactly once end to end: never analyse what an upstream transaction may
+            # still abort.
+            isolation_level=(
+                "read_committed" if self.exactly_once else settings.kafka_isolation_level
+            ),
             max_partition_fetch_bytes=max(settings.max_payload_bytes * 2, 4 * 1024 * 1024),
         )
         self.consumer.subscribe([settings.input_topic], listener=_Rebalance(self))
@@ -138,6 +163,12 @@ class BatchEngine:
             batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=room)
             if self._stopping.is_set():
                 break  # not started, not acknowledged: the next owner gets them
+            if self.exactly_once:
+                # A transaction per input partition: a batch per partition.
+                for messages in batches.values():
+                    if messages:
+                        self._launch([to_record(m) for m in messages])
+                continue
             records = [to_record(m) for messages in batches.values() for m in messages]
             if records:
                 self._launch(records)
@@ -170,9 +201,13 @@ class BatchEngine:
 
     async def _run_batch(self, records: list[InputRecord], slots: list[Slot]) -> None:
         try:
-            await self.processor.process(records)
-            for slot in slots:
-                self._ledger.finish(slot)
+            if self.exactly_once:
+                (slot,) = slots
+                await self._process_transactional(records, slot)
+            else:
+                await self.processor.process(records)
+                for slot in slots:
+                    self._ledger.finish(slot)
             self.finished += len(records)
         except asyncio.CancelledError:
             raise
@@ -191,9 +226,56 @@ class BatchEngine:
             if self._in_flight == 0:
                 self._idle.set()
 
+    async def _process_transactional(self, records: list[InputRecord], slot: Slot) -> None:
+        outputs: list[Buffered] = []
+        await self.processor.process(records, outputs=outputs)
+        slot.outputs = outputs
+        self._ledger.finish(slot)
+        await self._commit_transactions(slot.tp)
+
+    async def _commit_transactions(self, tp: TopicPartition) -> None:
+        """Commit the finished batches at the head of ``tp``'s queue in one transaction;
+        a batch finishing behind an unfinished one waits for that one's commit."""
+        partition = self._transactions.get(tp)
+        if partition is None:
+            return  # revoked or fenced: the partition's next owner processes it again
+        async with partition.lock:
+            if self._transactions.get(tp) is not partition:
+                return
+            slots = self._ledger.take_done(tp)
+            if not slots:
+                return
+            try:
+                await partition.commit([e for s in slots for e in s.outputs], slots[-1].end)
+            except PartitionLost as lost:
+                self._lose(partition, fenced=lost.fenced)
+
+    def _lose(self, partition: PartitionTransactions, *, fenced: bool) -> None:
+        tp = partition.tp
+        if self._transactions.get(tp) is not partition:
+            return  # revoked already (and maybe assigned again: that is a new partition)
+        del self._transactions[tp]
+        self._ledger.forget({tp})
+        if not fenced:
+            return
+        # Another worker initialised this partition's transactional id: it owns the
+        # partition now (this consumer has not heard of the rebalance yet). Stop reading
+        # it instead of fencing back; the rebalance assigns it afresh.
+        log.error(
+            "%s[%d]: fenced by another owner's producer; its in-flight work is dropped and "
+            "it is paused until the group rebalances",
+            *tp,
+        )
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                self.consumer.pause(KafkaTopicPartition(*tp))
+
     async def commit(self) -> None:
-        """Commit what is done; a failed commit is retried with the next one."""
+        """Commit what is done; a failed commit is retried with the next one. (Under
+        exactly_once offsets are committed in the partitions' transactions only.)"""
         assert self.consumer is not None
+        if self.exactly_once:
+            return
         async with self._commit_lock:
             self._last_commit = time.monotonic()
             offsets = self._ledger.committable()
@@ -217,8 +299,30 @@ class BatchEngine:
 
     # ------------------------------------------------------------------ group events
 
-    def on_assigned(self, tps: set[TopicPartition]) -> None:
+    async def on_assigned(self, tps: set[TopicPartition]) -> None:
+        if self.exactly_once:
+            await self._open_transactions(tps)
         self._on_assigned(tps)
+
+    async def _open_transactions(self, tps: set[TopicPartition]) -> None:
+        opened = {tp: self._new_transactions(tp) for tp in tps if tp not in self._transactions}
+        self._transactions.update(opened)
+        # Initialising each producer fences the partition's previous owner and aborts its
+        # open transaction, before any of the partition's records is processed here.
+        results = await asyncio.gather(
+            *(p.start() for p in opened.values()), return_exceptions=True
+        )
+        for partition, result in zip(opened.values(), results, strict=True):
+            if isinstance(result, PartitionLost):
+                self._lose(partition, fenced=True)
+        # The committed offsets the consumer read while joining may predate a previous
+        # owner's last transaction (a zombie's commit landing before our producers fenced
+        # it): read them again now that nothing can move them.
+        if self.consumer is not None and opened:
+            try:
+                await self.consumer.seek_to_committed(*(KafkaTopicPartition(*tp) for tp in opened))
+            except Exception as exc:
+                log.warning("committed offsets not read again (%s: %s)", type(exc).__name__, exc)
 
     async def on_revoked(self, tps: set[TopicPartition]) -> None:
         busy = [tp for tp in tps if self._ledger.in_flight(tp)]
@@ -228,6 +332,8 @@ class BatchEngine:
             if not finished:
                 log.warning("revoked with batches still in flight after %.0fs", limit)
         await self.commit()
+        closing = [p for tp in tps if (p := self._transactions.pop(tp, None)) is not None]
+        await asyncio.gather(*(p.close() for p in closing))
         self._ledger.forget(tps)
         self._on_revoked(tps)
 
@@ -249,8 +355,10 @@ class BatchEngine:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        closing = list(self._transactions.values())
+        self._transactions.clear()
+        await asyncio.gather(*(p.close() for p in closing))
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
-        if self.publisher is not None:
-            await self.publisher.stop()
+        await self.publisher.stop()

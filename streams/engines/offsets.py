@@ -4,12 +4,16 @@ Fetched batches finish out of order. Per partition the ledger keeps, in fetch or
 the offset each batch ends at (its last offset + 1) and whether it is done; the
 committable offset is the end of the longest finished prefix. One entry per batch and
 partition, not per event.
+
+Under exactly_once a slot also holds its batch's buffered outputs: the engine takes
+the finished prefix (:meth:`OffsetLedger.take_done`) and commits it as one transaction.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from streams.kafka.records import TopicPartition
 
@@ -19,6 +23,7 @@ class Slot:
     tp: TopicPartition
     end: int  # the offset to commit once this batch and all before it are done
     done: bool = False
+    outputs: list[Any] = field(default_factory=list)  # exactly_once: what its batch sends
 
 
 class OffsetLedger:
@@ -44,6 +49,15 @@ class OffsetLedger:
             if end is not None and end != self._committed.get(tp):
                 out[tp] = end
         return out
+
+    def take_done(self, tp: TopicPartition) -> list[Slot]:
+        """The finished batches at the head of ``tp``'s queue, removed from it (in
+        offset order): what one transaction may now commit."""
+        slots = self._slots.get(tp)
+        taken: list[Slot] = []
+        while slots and slots[0].done:
+            taken.append(slots.popleft())
+        return taken
 
     def committed(self, offsets: dict[TopicPartition, int]) -> None:
         self._committed.update(offsets)

@@ -57,6 +57,21 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**kwargs)
 
 
+def make_transactional_producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:
+    """The producer of one input partition under exactly_once (streams/kafka/transactions.py).
+
+    Its records go out as whole record batches at commit time, so it does not linger;
+    ``transactional_id`` is stable per input partition: a new producer under it fences
+    every older one."""
+    return make_producer(
+        settings,
+        transactional_id=transactional_id,
+        linger_ms=0,
+        max_batch_size=1024 * 1024,
+        max_request_size=MAX_RECORD_BYTES,
+    )
+
+
 def make_consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     kwargs: dict[str, Any] = {
         "enable_auto_commit": False,

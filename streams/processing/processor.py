@@ -23,6 +23,7 @@ Guarantees, as the per-event processor (streams/processing/event_processor.py) g
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import random
@@ -57,6 +58,7 @@ from streams.kafka.headers import (
     with_trace,
 )
 from streams.kafka.records import Headers, InputRecord, Outgoing
+from streams.kafka.transactions import Buffered
 from streams.operations.metrics import WorkerMetrics, observe_values
 from streams.operations.tracing import DEDUP_SPAN, NO_TRACING, PUBLISH_SPAN, BatchTrace, Tracing
 from streams.processing.dead_letters import build_dead_letter, log_dead_letter
@@ -158,6 +160,12 @@ def _frozen(analyses: tuple[AnalysisName, ...]) -> frozenset[AnalysisName]:
 # What one item becomes: a message (or None for a deliberate drop) and an outcome.
 _Output = tuple[_Item, Outgoing | None, Outcome]
 
+# The buffer of the batch being processed, under exactly_once (BatchProcessor.process):
+# a context variable, so that every task the batch spawns delivers into its own batch's.
+_BATCH_OUTPUTS: contextvars.ContextVar[list[Buffered] | None] = contextvars.ContextVar(
+    "contentstream_batch_outputs", default=None
+)
+
 
 class BatchProcessor:
     def __init__(
@@ -205,13 +213,29 @@ class BatchProcessor:
         self._registered: asyncio.Future[None] | None = None
         self._intake = asyncio.Lock()
 
-    def use_publisher(self, publisher: Publisher) -> None:
-        self._publisher = publisher
-
     # ------------------------------------------------------------------ the batch
 
-    async def process(self, records: list[InputRecord]) -> Counter[Outcome]:
-        """Handle ``records`` (in arrival order); returns the count of each outcome."""
+    async def process(
+        self, records: list[InputRecord], *, outputs: list[Buffered] | None = None
+    ) -> Counter[Outcome]:
+        """Handle ``records`` (in arrival order); returns the count of each outcome.
+
+        With ``outputs`` (exactly_once: streams/kafka/transactions.py) nothing is
+        published: each message is appended there, in the order it would have been
+        published, with the rule for replacing it if Kafka refuses it, and counts as
+        published for per-id order. The engine commits ``outputs`` in the partition's
+        transaction. Analyses worth reusing are still stored in the dedup store before
+        that commit. That is harmless: a stored analysis is the analysis of the text
+        (with these analyzer versions), whichever event's transaction carries it; if that
+        transaction aborts, its event is processed again and a repeat answered from the
+        store meanwhile names it in ``duplicate_of``, whose result then follows."""
+        token = _BATCH_OUTPUTS.set(outputs)
+        try:
+            return await self._process(records)
+        finally:
+            _BATCH_OUTPUTS.reset(token)
+
+    async def _process(self, records: list[InputRecord]) -> Counter[Outcome]:
         outcomes: Counter[Outcome] = Counter()
         taken_at = time.monotonic()
         items = [_Item(i, r, taken_at=taken_at) for i, r in enumerate(records)]
@@ -630,6 +654,10 @@ class BatchProcessor:
         period, in case an operator raises the limit; after that it would hold its
         partition back for good, so it is replaced: a result by the event's dead
         letter, a dead letter by one without the original bytes."""
+        buffer = _BATCH_OUTPUTS.get()
+        if buffer is not None:
+            buffer.extend(self._buffered(o) for o in outputs if o[1] is not None)
+            return outputs
         messages = [m for _, m, _ in outputs if m is not None]
         delay = self._backoff
         while messages:
@@ -664,6 +692,14 @@ class BatchProcessor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_backoff)
         return outputs
+
+    def _buffered(self, output: _Output) -> Buffered:
+        assert output[1] is not None
+        return Buffered(output[1], functools.partial(self._buffered_instead, output))
+
+    def _buffered_instead(self, output: _Output, exc: BaseException) -> Buffered | None:
+        replaced = self._instead_of_refused(output, exc)
+        return None if replaced is output else self._buffered(replaced)
 
     def _instead_of_refused(self, output: _Output, exc: BaseException) -> _Output:
         item, message, _ = output

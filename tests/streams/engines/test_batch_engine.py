@@ -28,6 +28,8 @@ class ScriptedConsumer:
         self.polls = polls
         self.commits: list[dict[tuple[str, int], int]] = []
         self.asked: list[int] = []
+        self.paused: set[int] = set()
+        self.sought: list[set[tuple[str, int]]] = []
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
         self.asked.append(max_records)
@@ -37,7 +39,17 @@ class ScriptedConsumer:
         batch, self.polls[0] = self.polls[0][:max_records], self.polls[0][max_records:]
         if not self.polls[0]:
             self.polls.pop(0)
-        return {"tp": batch}
+        by_partition: dict[Any, list[Any]] = {}
+        for m in batch:
+            if m.partition not in self.paused:
+                by_partition.setdefault((m.topic, m.partition), []).append(m)
+        return by_partition
+
+    async def seek_to_committed(self, *tps: Any) -> None:
+        self.sought.append({(tp.topic, tp.partition) for tp in tps})
+
+    def pause(self, *tps: Any) -> None:
+        self.paused.update(tp.partition for tp in tps)
 
     async def commit(self, offsets: dict[Any, Any]) -> None:
         self.commits.append({(tp.topic, tp.partition): m.offset for tp, m in offsets.items()})
@@ -195,3 +207,131 @@ async def test_other_failures_keep_the_producer() -> None:
     with pytest.raises(KafkaConnectionError):
         await publisher.publish([Outgoing("out", b"k", b"v", [])])
     assert len(made) == 1
+
+
+# ---------------------------------------------------------------------- exactly_once
+
+
+class RecordingTransactions:
+    """Stands in for PartitionTransactions: records each commit, or is fenced."""
+
+    def __init__(self, tp: TopicPartition, log: list[tuple[TopicPartition, list[bytes], int]]):
+        self.tp = tp
+        self.log = log
+        self.lock = asyncio.Lock()
+        self.fenced = self.closed = False
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def commit(self, entries: list[Buffered], end: int) -> None:
+        assert self.lock.locked(), "commits of a partition go one at a time"
+        await asyncio.sleep(0.01)
+        if self.fenced or self.closed:
+            raise PartitionLost(self.tp, fenced=self.fenced)
+        self.log.append((self.tp, [e.message.value for e in entries], end))
+
+
+def eos_engine(
+    consumer: ScriptedConsumer, processor: ScriptedProcessor, **settings: Any
+) -> tuple[BatchEngine, dict[TopicPartition, RecordingTransactions], list[Any]]:
+    config = Settings(commit_interval_s=0.01, processing_guarantee="exactly_once", **settings)
+    log: list[tuple[TopicPartition, list[bytes], int]] = []
+    made: dict[TopicPartition, RecordingTransactions] = {}
+
+    def transactions(tp: TopicPartition) -> Any:
+        made[tp] = RecordingTransactions(tp, log)
+        return made[tp]
+
+    e = BatchEngine(
+        config,
+        processor,  # type: ignore[arg-type]
+        results_publisher(config),  # never started under exactly_once
+        on_assigned=lambda _: None,
+        on_revoked=lambda _: None,
+        poll_timeout_ms=10,
+        transactions=transactions,
+    )
+    e.consumer = consumer  # type: ignore[assignment]
+    return e, made, log
+
+
+async def test_exactly_once_commits_each_partitions_batches_in_offset_order() -> None:
+    # Partition 0's first batch is the slowest; partition 1 (offsets from 100) goes on.
+    polls = [[message(o + 100 * p, p) for p in (0, 1) for o in range(s, s + 4)] for s in (0, 4, 8)]
+    consumer = ScriptedConsumer(polls)
+    processor = ScriptedProcessor({0: 0.3})
+    e, _, log = eos_engine(consumer, processor, in_flight_limit=100)
+    await e.on_assigned({("raw", 0), ("raw", 1)})
+    assert consumer.sought == [{("raw", 0), ("raw", 1)}], "committed offsets read again"
+    run = asyncio.ensure_future(e.run())
+    await asyncio.sleep(0.15)
+    assert [end for tp, _, end in log if tp == ("raw", 1)][-1] == 112
+    assert all(tp != ("raw", 0) for tp, _, _ in log), "nothing passes the batch in flight"
+    await asyncio.sleep(0.35)
+    await e.drain(1)
+    await run
+    for p in (0, 1):
+        commits = [(values, end) for tp, values, end in log if tp == ("raw", p)]
+        ends = [end for _, end in commits]
+        assert ends == sorted(ends) and ends[-1] == 12 + 100 * p
+        sent = [v for values, _ in commits for v in values]
+        expected = [f"{p}:{o + 100 * p}".encode() for o in range(12)]
+        assert sent == expected, "each output once, in offset order"
+    # Partition 0's three batches, done out of order, went out in one transaction.
+    assert [end for tp, _, end in log if tp == ("raw", 0)] == [12]
+    assert all(len({o // 100 for o in batch}) == 1 for batch in processor.seen)
+    assert consumer.commits == [], "offsets go in the transactions only"
+
+
+async def test_a_fenced_partition_is_dropped_and_paused_and_the_rest_goes_on() -> None:
+    polls = [[message(o + 100 * p, p) for p in (0, 1) for o in range(s, s + 4)] for s in (0, 4, 8)]
+    consumer = ScriptedConsumer(polls)
+    processor = ScriptedProcessor({})
+    e, made, log = eos_engine(consumer, processor, in_flight_limit=100)
+    await e.on_assigned({("raw", 0), ("raw", 1)})
+    made[("raw", 0)].fenced = True  # another worker's producer took partition 0's id
+    run = asyncio.ensure_future(e.run())
+    await asyncio.sleep(0.5)
+    await e.drain(1)
+    await run  # no crash
+    assert all(tp == ("raw", 1) for tp, _, _ in log)
+    assert log[-1][2] == 112
+    assert consumer.paused == {0}
+
+
+async def test_revocation_waits_for_in_flight_batches_then_closes_their_producers() -> None:
+    consumer = ScriptedConsumer([[message(o) for o in range(4)]])
+    processor = ScriptedProcessor({0: 0.2})
+    e, made, log = eos_engine(consumer, processor, in_flight_limit=100)
+    await e.on_assigned({("raw", 0)})
+    run = asyncio.ensure_future(e.run())
+    await asyncio.sleep(0.05)
+    await e.on_revoked({("raw", 0)})
+    assert log == [(("raw", 0), [f"0:{o}".encode() for o in range(4)], 4)]
+    assert made[("raw", 0)].closed
+    await e.drain(1)
+    await run
+
+
+async def test_a_batch_finishing_after_its_partition_was_revoked_commits_nothing() -> None:
+    consumer = ScriptedConsumer([[message(o) for o in range(4)]])
+    processor = ScriptedProcessor({0: 0.3})
+    e, _, log = eos_engine(consumer, processor, in_flight_limit=100, stage_timeout_s=0.01)
+    await e.on_assigned({("raw", 0)})
+    run = asyncio.ensure_future(e.run())
+    await asyncio.sleep(0.05)
+    # Revoked, then assigned again (an eager rebalance): the old batch's outputs must not
+    # go out in the new assignment's transactions (its records are fetched again).
+    revoke = asyncio.ensure_future(e.on_revoked({("raw", 0)}))
+    await asyncio.sleep(0)
+    e._idle.set()  # as if the bounded wait on revocation had passed
+    await revoke
+    await e.on_assigned({("raw", 0)})
+    await asyncio.sleep(0.4)
+    await e.drain(1)
+    await run
+    assert log == []
