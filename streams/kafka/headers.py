@@ -1,8 +1,8 @@
 """Which Kafka headers of an input record travel on to its result and dead letter.
 
-One helper for every engine and guarantee (streams/processing/processor.py and
-streams/processing/event_processor.py both call it), so a header is forwarded, or not, the same way
-wherever an event is processed.
+One helper for every engine and guarantee (the one processor,
+streams/processing/processor.py, calls it), so a header is forwarded, or not, the same
+way whichever engine consumed the event.
 
 Forwarded: headers named in the allow-list (``CONTENTSTREAM_FORWARD_HEADERS``, by default
 the W3C trace context ``traceparent``, ``tracestate`` and ``baggage``) or starting with
