@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.stages import stage_specs
+
 Backend = Literal["builtin", "transformers"]
 # auto: bf16 where the device runs it natively, fp32 elsewhere.
 Precision = Literal["auto", "fp32", "bf16"]
@@ -37,6 +39,5 @@ class PipelineConfig:
     summary_max_chars: int = 120
     entities_max_per_event: int = 1000
     entities_max_chars: int = 100
-    enabled: tuple[str, ...] = field(
-        default=("language", "sentiment", "keywords", "summary", "entities")
-    )
+    # The stages to build: by default every declared one (built-in and added).
+    enabled: tuple[str, ...] = field(default_factory=lambda: tuple(s.name for s in stage_specs()))

@@ -1,4 +1,9 @@
-"""Builds the pipeline a worker process runs from a PipelineConfig."""
+"""Builds the pipeline a worker process runs from a PipelineConfig.
+
+Registers the built-in stages' analyzers (declared in ``schemas.stages``); a stage
+added elsewhere registers its own (``analyzers.stages.stage``) and is built here the
+same way.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from analyzers.config import PipelineConfig
 from analyzers.keywords import KeywordExtractor
 from analyzers.language import LanguageDetector
 from analyzers.pipeline import AnalysisPipeline
+from analyzers.stages import StageFactory, load_plugins, register_stage, stage_factories
 from analyzers.summary import Summarizer
 from schemas.errors import ConfigurationError
-from schemas.events import AnalysisName
+from schemas.stages import BUILTIN_STAGES, AnalysisName
 
 
 def _sentiment(config: PipelineConfig) -> Analyzer[Any] | None:
@@ -47,24 +53,41 @@ def _entities(config: PipelineConfig) -> Analyzer[Any] | None:
         return None
 
 
+def _language(config: PipelineConfig) -> Analyzer[Any]:
+    return LanguageDetector()
+
+
+def _keywords(config: PipelineConfig) -> Analyzer[Any]:
+    return KeywordExtractor(top_k=config.keywords_top_k, max_chars=config.keywords_max_chars)
+
+
+def _summary(config: PipelineConfig) -> Analyzer[Any]:
+    return Summarizer(max_chars=config.summary_max_chars)
+
+
+_BUILTIN_FACTORIES: dict[str, StageFactory] = {
+    "language": _language,
+    "sentiment": _sentiment,
+    "keywords": _keywords,
+    "summary": _summary,
+    "entities": _entities,
+}
+for _spec in BUILTIN_STAGES:
+    register_stage(_spec, _BUILTIN_FACTORIES[_spec.name])
+
+
 def build_pipeline(config: PipelineConfig) -> AnalysisPipeline:
-    """Every enabled stage, each built once (models load here, not per event)."""
+    """Every enabled stage, each built once (models load here, not per event), in
+    declaration order. Language detection always runs: the other stages read it."""
+    load_plugins()
     stages: dict[AnalysisName, Analyzer[Any]] = {}
     enabled = set(config.enabled)
-    if "keywords" in enabled:
-        stages[AnalysisName.KEYWORDS] = KeywordExtractor(
-            top_k=config.keywords_top_k, max_chars=config.keywords_max_chars
-        )
-    if "summary" in enabled:
-        stages[AnalysisName.SUMMARY] = Summarizer(max_chars=config.summary_max_chars)
-    if "sentiment" in enabled:
-        sentiment = _sentiment(config)
-        if sentiment is not None:
-            stages[AnalysisName.SENTIMENT] = sentiment
-    if "entities" in enabled:
-        entities = _entities(config)
-        if entities is not None:
-            stages[AnalysisName.ENTITIES] = entities
+    for spec, factory in stage_factories():
+        if spec.name == "language" or spec.name not in enabled:
+            continue
+        analyzer = factory(config)
+        if analyzer is not None:
+            stages[AnalysisName(spec.name)] = analyzer
     return AnalysisPipeline(
         language=LanguageDetector(),
         stages=stages,

@@ -20,8 +20,15 @@ from typing import Any
 
 from analyzers.base import Analyzer
 from schemas.errors import ContentStreamError, ErrorCode
-from schemas.events import ALL_ANALYSES, AnalysisName
 from schemas.results import Entity, Keyword, Sentiment, StageError
+from schemas.stages import (
+    ALL_ANALYSES,
+    EXTENSIONS_FIELD,
+    AnalysisName,
+    StageSpec,
+    result_adapter,
+    stage_specs,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,9 @@ class AnalysisOutput:
     keywords: list[Keyword] | None = None
     summary: str | None = None
     entities: list[Entity] | None = None
+    # The values of stages outside the v1 contract, by result field, as JSON-able data
+    # already checked against each stage's declared type.
+    extensions: dict[str, Any] = field(default_factory=dict)
     errors: list[StageError] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     analyzer_versions: dict[str, str] = field(default_factory=dict)
@@ -51,7 +61,7 @@ class AnalysisOutput:
         sentiment = self.sentiment
         keywords = self.keywords
         entities = self.entities
-        return {
+        fields: dict[str, Any] = {
             "language": self.language,
             "sentiment": None
             if sentiment is None
@@ -79,15 +89,11 @@ class AnalysisOutput:
             "timings_ms": self.timings_ms,
             "analyzer_versions": self.analyzer_versions,
         }
+        if self.extensions:
+            # Left out when empty, so results of the built-in stages stay as they were.
+            fields[EXTENSIONS_FIELD] = self.extensions
+        return fields
 
-
-# Stage order: language first, since every other stage reads its output.
-STAGE_ORDER: tuple[AnalysisName, ...] = (
-    AnalysisName.SENTIMENT,
-    AnalysisName.KEYWORDS,
-    AnalysisName.SUMMARY,
-    AnalysisName.ENTITIES,
-)
 
 Clock = Callable[[], float]
 
@@ -144,7 +150,11 @@ class AnalysisPipeline:
                 out.timings_ms["language"] = elapsed
                 out.analyzer_versions["language"] = self.language.version
 
-        for name in STAGE_ORDER:
+        # Declaration order (schemas.stages); language ran first, as every stage reads it.
+        for spec in stage_specs():
+            if spec.name == AnalysisName.LANGUAGE:
+                continue
+            name = AnalysisName(spec.name)
             analyzer = self.stages.get(name)
             wanted = [i for i, r in enumerate(requests) if name in r.analyses]
             if not wanted:
@@ -166,15 +176,36 @@ class AnalysisPipeline:
             elapsed = (self._clock() - started) * 1000.0 / len(wanted)
             for i, value in zip(wanted, values, strict=True):
                 out = outputs[i]
-                out.timings_ms[name.value] = elapsed
-                out.analyzer_versions[name.value] = analyzer.version
+                out.timings_ms[spec.name] = elapsed
+                out.analyzer_versions[spec.name] = analyzer.version
                 if isinstance(value, StageError):
                     out.errors.append(value)
+                elif not spec.contract:
+                    self._extension(spec, value, out)
                 else:
                     if name is AnalysisName.ENTITIES:
                         value = self._bounded_entities(value, out)
-                    setattr(out, name.value, value)
+                    setattr(out, spec.result_field, value)
         return outputs
+
+    @staticmethod
+    def _extension(spec: StageSpec, value: Any, out: AnalysisOutput) -> None:
+        """An added stage's value, checked against its declared type here, in the
+        analyzer process: a stage that breaks its own declaration costs its field
+        (reported in ``errors``), never a result its consumers cannot read."""
+        adapter = result_adapter(spec)
+        try:
+            data = adapter.dump_python(adapter.validate_python(value), mode="json")
+        except Exception as exc:
+            out.errors.append(
+                StageError(
+                    stage=spec.name,
+                    code=ErrorCode.ANALYSIS_FAILED,
+                    message=f"value does not match the stage's declared result_type: {exc}"[:500],
+                )
+            )
+            return
+        out.extensions[spec.result_field] = data
 
     def _bounded_entities(self, entities: list[Entity], out: AnalysisOutput) -> list[Entity]:
         """The first ``max_entities`` entities by offset that are no longer than

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,18 +16,10 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.stages import ALL_ANALYSES, AnalysisName
 
-class AnalysisName(StrEnum):
-    """The analyses a producer may request; the result has one field per name."""
+__all__ = ["ALL_ANALYSES", "AnalysisName", "ContentEvent", "EventId", "integral"]
 
-    LANGUAGE = "language"
-    SENTIMENT = "sentiment"
-    KEYWORDS = "keywords"
-    SUMMARY = "summary"
-    ENTITIES = "entities"
-
-
-ALL_ANALYSES: tuple[AnalysisName, ...] = tuple(AnalysisName)
 
 # A float the parse holds exactly (|x| <= 2**53); past it the literal may already have
 # been rounded, and an id must come out as it went in.

@@ -3,47 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+)
 
 from schemas.errors import ErrorCode
 from schemas.events import EventId
+from schemas.stages import (
+    Entity,
+    EntityType,
+    Keyword,
+    Sentiment,
+    SentimentLabel,
+    SentimentScores,
+    extension_specs,
+)
 
-SentimentLabel = Literal["positive", "negative", "neutral"]
-EntityType = Literal["PER", "LOC", "ORG"]
-
-
-class SentimentScores(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    positive: float = Field(ge=0.0, le=1.0)
-    negative: float = Field(ge=0.0, le=1.0)
-    neutral: float = Field(ge=0.0, le=1.0)
-
-
-class Sentiment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: SentimentLabel
-    score: float = Field(ge=0.0, le=1.0, description="Probability of `label`.")
-    scores: SentimentScores = Field(description="Probabilities of all three labels.")
-
-
-class Keyword(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    weight: float = Field(description="Relative importance, highest first.")
-
-
-class Entity(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    type: str = Field(description="PER, LOC or ORG (other types may be added).")
-    start: int = Field(ge=0, description="Character offset into the event text.")
-    end: int = Field(ge=0, description="Exclusive end offset: text[start:end] == entity text.")
+__all__ = [
+    "AnalysisResult",
+    "Entity",
+    "EntityType",
+    "Keyword",
+    "Sentiment",
+    "SentimentLabel",
+    "SentimentScores",
+    "StageError",
+    "result_model",
+]
 
 
 class StageError(BaseModel):
@@ -82,6 +75,13 @@ class AnalysisResult(BaseModel):
     keywords: list[Keyword] | None = None
     summary: str | None = None
     entities: list[Entity] | None = None
+    extensions: dict[str, Any] | None = Field(
+        default=None,
+        description="The values of the analysis stages a deployment adds to the built-in "
+        "ones, one field per stage (its declared result field), each as that stage declares "
+        "it (`python -m schemas.generate --stages MODULE` writes this schema with them). "
+        "Absent when no such stage ran.",
+    )
     errors: list[StageError] = Field(
         default_factory=list, description="Stages that failed; empty when all succeeded."
     )
@@ -97,3 +97,37 @@ class AnalysisResult(BaseModel):
     analyzer_versions: dict[str, str] = Field(default_factory=dict)
     produced_at: datetime | None = None
     processed_at: datetime
+
+    @model_serializer(mode="wrap")
+    def _absent_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The worker leaves ``extensions`` out when no added stage ran, so a result of the
+        # built-in stages is the JSON it always was; the model writes it the same way.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("extensions", True) is None:
+            del data["extensions"]
+        return data
+
+
+def result_model() -> type[AnalysisResult]:
+    """AnalysisResult with ``extensions`` typed by the stages declared in this process
+    (AnalysisResult itself when only the built-in stages are)."""
+    specs = extension_specs()
+    if not specs:
+        return AnalysisResult
+    fields: dict[str, Any] = {
+        spec.result_field: (
+            Optional[spec.result_type],  # noqa: UP045 - result_type is a runtime value
+            Field(default=None, description=spec.description),
+        )
+        for spec in specs
+    }
+    extensions: Any = create_model(  # type: ignore[call-overload]
+        "Extensions", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    description = AnalysisResult.model_fields["extensions"].description
+    model: type[AnalysisResult] = create_model(
+        "AnalysisResult",
+        __base__=AnalysisResult,
+        extensions=(Optional[extensions], Field(default=None, description=description)),  # noqa: UP045
+    )
+    return model

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.events import (
@@ -176,7 +176,8 @@ class Settings(BaseSettings):
     # --- Analysis ---------------------------------------------------------------------
     analyses: Annotated[tuple[AnalysisName, ...], NoDecode] = Field(
         default=ALL_ANALYSES,
-        description="Analyses run when an event does not list its own (comma-separated).",
+        description="Analyses run when an event does not list its own (comma-separated): "
+        "built-in stages and any a plugin declares (README, Adding an analysis stage).",
     )
     sentiment_backend: Literal["builtin", "transformers"] = Field(
         default="builtin", description="builtin (shipped linear model) or transformers."
@@ -230,7 +231,8 @@ class Settings(BaseSettings):
     pipeline_factory: str | None = Field(
         default=None,
         description="module:function building a custom AnalysisPipeline from a "
-        "PipelineConfig (your own analyzers); unset = the built-in pipeline.",
+        "PipelineConfig (your own analyzers); unset = the built-in pipeline. Every process "
+        "imports the module first, so the stages it declares are known everywhere.",
     )
     keywords_top_k: int = Field(default=10, ge=1, description="Keywords per event.")
     keywords_max_chars: int = Field(
@@ -435,6 +437,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declare_added_stages(cls, data: Any) -> Any:
+        # CONTENTSTREAM_ANALYSES (and events) may name stages a plugin declares: import
+        # the modules that declare them before the names are checked.
+        from analyzers.stages import load_plugins
+
+        factory = data.get("pipeline_factory") if isinstance(data, dict) else None
+        load_plugins(factory if isinstance(factory, str) else None)
+        return data
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr(settings) ends up in logs and tracebacks: no password of a URL setting.

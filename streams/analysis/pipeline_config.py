@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from analyzers.config import PipelineConfig, TransformersConfig
-from schemas.events import ALL_ANALYSES, AnalysisName
+from schemas.events import AnalysisName
 from streams.settings import Settings
 
 
 def pipeline_config(
-    settings: Settings, analyses: Iterable[AnalysisName] = ALL_ANALYSES
+    settings: Settings, analyses: Iterable[AnalysisName] | None = None
 ) -> PipelineConfig:
     def transformers(model: str | None) -> TransformersConfig | None:
         if model is None:
@@ -37,5 +37,6 @@ def pipeline_config(
         summary_max_chars=settings.summary_max_chars,
         entities_max_per_event=settings.entities_max_per_event,
         entities_max_chars=settings.entities_max_chars,
-        enabled=tuple(a.value for a in analyses),
+        # None: every declared stage (events may ask for any), those plugins declared too.
+        enabled=tuple(a.value for a in (AnalysisName if analyses is None else analyses)),
     )

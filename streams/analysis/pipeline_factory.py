@@ -15,16 +15,17 @@ from typing import Any
 
 from analyzers.factory import build_pipeline
 from schemas.errors import ConfigurationError
-from schemas.events import ALL_ANALYSES, AnalysisName
+from schemas.events import AnalysisName
 from streams.analysis.pipeline_config import pipeline_config
 from streams.settings import Settings
 
 
 def resolve_pipeline_factory(
-    settings: Settings, analyses: Iterable[AnalysisName] = ALL_ANALYSES
+    settings: Settings, analyses: Iterable[AnalysisName] | None = None
 ) -> Callable[[], Any]:
     """The picklable callable each analyzer process runs once to build its pipeline,
-    with the stages of ``analyses`` enabled (a process loads no model it will not use)."""
+    with the stages of ``analyses`` enabled (a process loads no model it will not use;
+    None: every declared stage, those of CONTENTSTREAM_PIPELINE_FACTORY's module too)."""
     config = pipeline_config(settings, analyses)
     if not settings.pipeline_factory:
         return functools.partial(build_pipeline, config)

@@ -1,14 +1,19 @@
 """How an analysis crosses from an analyzer process to the worker: its JSON, done.
 
-The bulky result fields (sentiment, keywords, entities) are serialised to JSON in the
-analyzer process, where CPU is what the pool is for, and travel as bytes. The worker's
-event loop then unpickles a few bytes objects instead of a tree of small dicts and
-lists, and splices them into the result unchanged (``orjson.Fragment``). Profiled on
-the default analyses: unpickling the dicts cost the worker ~12 µs per event and
-serialising them again ~4 µs, against ~1 µs for the bytes.
+The bulky result fields (sentiment, keywords, entities: the stages declared with
+``encoding="json"``) are serialised to JSON in the analyzer process, where CPU is what
+the pool is for, and travel as bytes. The worker's event loop then unpickles a few
+bytes objects instead of a tree of small dicts and lists, and splices them into the
+result unchanged (``orjson.Fragment``). Profiled on the default analyses: unpickling
+the dicts cost the worker ~12 µs per event and serialising them again ~4 µs, against
+~1 µs for the bytes.
 
-The fields the worker reads itself (``language``, ``summary``, ``errors``, the stage
-timings and versions) stay plain values.
+The format knows no stage by name: it loops over the stage registry
+(``schemas.stages``). One analysis is ``(values, errors, timings, versions)``; ``values``
+holds each contract stage's field that has a value (bytes for the "json" ones, the value
+itself for the "plain" ones: language and summary, which the worker reads), and the
+values of every added stage together as one JSON object under ``extensions``. A stage
+added by a plugin therefore costs the format nothing to learn.
 """
 
 from __future__ import annotations
@@ -18,57 +23,47 @@ from typing import Any
 import orjson
 
 from analyzers.pipeline import AnalysisOutput
+from schemas.stages import EXTENSIONS_FIELD, contract_specs
 
-# language, sentiment JSON, keywords JSON, summary, entities JSON, errors, timings, versions
-WireOutput = tuple[
-    str | None,
-    bytes | None,
-    bytes | None,
-    str | None,
-    bytes | None,
-    list[dict[str, Any]],
-    dict[str, float],
-    dict[str, str],
-]
+# values by field, errors, timings, versions
+WireOutput = tuple[dict[str, Any], list[dict[str, Any]], dict[str, float], dict[str, str]]
 
-
-def _dumped(value: Any) -> bytes | None:
-    return None if value is None else orjson.dumps(value)
-
-
-def _fragment(value: bytes | None) -> orjson.Fragment | None:
-    return None if value is None else orjson.Fragment(value)
+# (field, serialised as JSON?) of the contract stages, in their result order. Fixed once
+# the built-in stages are declared: an added stage travels under ``extensions``.
+_CONTRACT: tuple[tuple[str, bool], ...] = tuple(
+    (spec.result_field, spec.encoding == "json") for spec in contract_specs()
+)
 
 
 def encode_output(output: AnalysisOutput) -> WireOutput:
     """In the analyzer process: one analysis, ready to pickle."""
     fields = output.fields()
-    return (
-        fields["language"],
-        _dumped(fields["sentiment"]),
-        _dumped(fields["keywords"]),
-        fields["summary"],
-        _dumped(fields["entities"]),
-        fields["errors"],
-        fields["timings_ms"],
-        fields["analyzer_versions"],
-    )
+    values: dict[str, Any] = {}
+    for name, as_json in _CONTRACT:
+        value = fields[name]
+        if value is not None:
+            values[name] = orjson.dumps(value) if as_json else value
+    extensions = fields.get(EXTENSIONS_FIELD)
+    if extensions:
+        values[EXTENSIONS_FIELD] = orjson.dumps(extensions)
+    return values, fields["errors"], fields["timings_ms"], fields["analyzer_versions"]
 
 
 def decode_output(wire: WireOutput) -> dict[str, Any]:
     """In the worker: the result fields, the serialised ones as ``orjson.Fragment``
     (``orjson.dumps`` writes them out as they are; :func:`plain_fields` reads them)."""
-    language, sentiment, keywords, summary, entities, errors, timings, versions = wire
-    return {
-        "language": language,
-        "sentiment": _fragment(sentiment),
-        "keywords": _fragment(keywords),
-        "summary": summary,
-        "entities": _fragment(entities),
-        "errors": errors,
-        "timings_ms": timings,
-        "analyzer_versions": versions,
-    }
+    values, errors, timings, versions = wire
+    fields: dict[str, Any] = {}
+    for name, as_json in _CONTRACT:
+        value = values.get(name)
+        fields[name] = orjson.Fragment(value) if as_json and value is not None else value
+    fields["errors"] = errors
+    fields["timings_ms"] = timings
+    fields["analyzer_versions"] = versions
+    extensions = values.get(EXTENSIONS_FIELD)
+    if extensions is not None:
+        fields[EXTENSIONS_FIELD] = orjson.Fragment(extensions)
+    return fields
 
 
 def plain_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """The records a worker publishes for an event: its analysis, or a reused one.
 
-Shared by both engines (streams/processing/event_processor.py per event under Faust,
-streams/processing/processor.py per fetched batch), so a result looks the same whichever
-engine wrote it.
+Shared by every engine (through streams/processing/processor.py) and the other entry
+points, so a result looks the same whichever wrote it.
 """
 
 from __future__ import annotations
@@ -15,6 +14,10 @@ import orjson
 from analyzers.pipeline import AnalysisRequest
 from schemas.errors import AnalysisFailed, ContentStreamError, InternalError, StageTimeout
 from schemas.events import AnalysisName, ContentEvent
+from schemas.stages import EXTENSIONS_FIELD, contract_specs
+
+# The result fields of the contract stages (AnalysisResult v1), in their JSON order.
+_STAGE_FIELDS: tuple[str, ...] = tuple(spec.result_field for spec in contract_specs())
 
 # Codes in a result's errors that still leave it complete (see worth_remembering).
 _COMPLETE_AS_BOUNDED = frozenset({"RESULT_TRUNCATED"})
@@ -51,26 +54,31 @@ def build_result(
     processed_at: str | None = None,
 ) -> dict[str, Any]:
     """The result of ``event``. ``processed_at`` (ISO 8601) may be given once for a
-    whole batch of results finished together."""
-    return {
+    whole batch of results finished together.
+
+    One field per declared contract stage (null when it did not run), then
+    ``extensions`` with the values of the stages a deployment added, only when one ran:
+    a result of the built-in stages is the JSON it always was."""
+    result: dict[str, Any] = {
         "schema_version": 1,
         "id": event.id,
         "content_hash": chash,
         "source": event.source,
         "tenant": event.tenant,
-        "language": fields.get("language"),
-        "sentiment": fields.get("sentiment"),
-        "keywords": fields.get("keywords"),
-        "summary": fields.get("summary"),
-        "entities": fields.get("entities"),
-        "errors": fields.get("errors", []),
-        "duplicate_of": None,
-        "metadata": event.metadata,
-        "timings_ms": fields.get("timings_ms", {}),
-        "analyzer_versions": fields.get("analyzer_versions", {}),
-        "produced_at": iso(event.produced_at),
-        "processed_at": processed_at or datetime.now(UTC).isoformat(),
     }
+    for name in _STAGE_FIELDS:
+        result[name] = fields.get(name)
+    extensions = fields.get(EXTENSIONS_FIELD)
+    if extensions is not None:
+        result[EXTENSIONS_FIELD] = extensions
+    result["errors"] = fields.get("errors", [])
+    result["duplicate_of"] = None
+    result["metadata"] = event.metadata
+    result["timings_ms"] = fields.get("timings_ms", {})
+    result["analyzer_versions"] = fields.get("analyzer_versions", {})
+    result["produced_at"] = iso(event.produced_at)
+    result["processed_at"] = processed_at or datetime.now(UTC).isoformat()
+    return result
 
 
 def worth_remembering(result: dict[str, Any]) -> bool:

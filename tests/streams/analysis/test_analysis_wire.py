@@ -74,3 +74,15 @@ def test_only_the_bulky_fields_travel_serialised() -> None:
     assert fields["timings_ms"] == {"language": 0.01, "keywords": 0.2}
     absent = decode_output(encode_output(AnalysisOutput()))
     assert absent["sentiment"] is None and absent["keywords"] is None
+
+
+def test_added_stages_travel_together_as_one_serialised_field() -> None:
+    output = full_output()
+    output.extensions = {"readability": {"chars": 7, "sentences": 1}, "tone": "calm"}
+    wire = pickle.loads(pickle.dumps(encode_output(output), protocol=5))
+    fields = decode_output(wire)
+    assert isinstance(fields["extensions"], orjson.Fragment)
+    assert orjson.dumps(fields) == orjson.dumps(output.fields())
+    assert plain_fields(fields)["extensions"] == output.extensions
+    # Without added stages the field is absent, as in the results it fills.
+    assert "extensions" not in decode_output(encode_output(AnalysisOutput()))
