@@ -115,3 +115,33 @@ def test_a_stage_cannot_take_a_declared_name_or_field_or_the_contract() -> None:
             declare_stage(StageSpec("Tone", str, "x"))
         # The same declaration again (a module imported twice) is no conflict.
         declare_stage(StageSpec("tone", str, "x", field="mood"))
+
+
+def test_a_package_adds_a_stage_through_an_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    import analyzers.stages as stages
+
+    point = EntryPoint(name="readability", value="plugin_stages", group=stages.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(
+        stages, "entry_points", lambda group: [point] if group == point.group else []
+    )
+    monkeypatch.setattr(stages, "_loaded_entry_points", False)
+    with stages_restored("plugin_stages"):
+        build_pipeline(PipelineConfig(enabled=("language",)))  # loads the entry points
+        assert AnalysisName("readability").value == "readability"
+        assert "readability" in PipelineConfig().enabled
+
+
+def test_a_broken_entry_point_stops_the_process_with_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    import analyzers.stages as stages
+
+    point = EntryPoint(name="gone", value="no_such_module_here", group=stages.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(stages, "entry_points", lambda group: [point])
+    monkeypatch.setattr(stages, "_loaded_entry_points", False)
+    with pytest.raises(ConfigurationError, match="entry point gone"):
+        stages.load_plugins()
