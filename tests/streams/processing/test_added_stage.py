@@ -109,3 +109,17 @@ async def test_an_added_stage_is_asked_for_and_published_under_extensions() -> N
         validator.validate(result)
     [letter] = [m for m in published.sent if m.topic == "dlq"]
     assert dict(letter.headers)["contentstream-error-code"] == b"UNKNOWN_ANALYSIS"
+
+
+def test_result_fields_are_the_contract_s_in_its_order_extensions_only_when_given() -> None:
+    from schemas.events import ContentEvent
+    from schemas.results import AnalysisResult
+    from streams.processing.results import build_result
+
+    event = ContentEvent(id=1, text="x")
+    plain = build_result(event, "h", (), {"language": "en"}, "2026-12-05T00:00:00+00:00")
+    contract = [f for f in AnalysisResult.model_fields if f != "extensions"]
+    assert list(plain) == contract
+    added = build_result(event, "h", (), {"extensions": {"tone": "calm"}}, "t")
+    assert list(added) == list(AnalysisResult.model_fields)
+    assert added["extensions"] == {"tone": "calm"}
