@@ -23,6 +23,7 @@ import numpy.typing as npt
 from analyzers import segmentation
 from analyzers.entities_en import EnglishEntityTagger
 from analyzers.ner_features import (
+    GAZ_KINDS,
     NOT_NAME_FINAL,
     PAD,
     FeatureExtractor,
@@ -39,11 +40,26 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "entities"
 WEIGHTS_FILE = "weights.npz"
 # The English CRF (analyzers.entities_en) lives beside the Chinese model's folder.
 EN_MODEL_DIRNAME = "entities_en"
+# Curated organisation names beside the weights, added to the run-time gazetteer.
+EXTRA_NAMES_FILE = "extra_names.tsv"
 
 # Characters featurised per numpy pass: bounds the temporary arrays (a few MB) while
 # keeping per-call overhead small for batches of short texts.
 _CHUNK_CHARS = 16_384
 _Span = tuple[int, int, str]
+
+
+def read_extra_names(text: str) -> list[tuple[str, int]]:
+    """(name, gazetteer kind index) of each ``name<TAB>PER|LOC|ORG`` line; ``#`` comments."""
+    out: list[tuple[str, int]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, sep, kind = line.partition("\t")
+        if not sep or kind.strip() not in GAZ_KINDS:
+            raise ValueError(f"{EXTRA_NAMES_FILE} line {number}: want name<TAB>PER|LOC|ORG")
+        out.append((name.strip(), GAZ_KINDS.index(kind.strip())))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +109,13 @@ class ChineseEntityTagger:
         use_words = bool(arrays["use_words"]) if "use_words" in arrays else False
         extended = bool(arrays["extended"]) if "extended" in arrays else False
         return cls(FeatureExtractor(gazetteer, use_words, extended), weights, decoder)
+
+    def add_names(self, entries: Sequence[tuple[str, int]]) -> None:
+        """List curated names in the run-time gazetteer (see ``read_extra_names``)."""
+        extractor = self.extractor
+        self.extractor = FeatureExtractor(
+            extractor.gazetteer.with_names(entries), extractor.use_words, extractor.extended
+        )
 
     def spans_batch(self, texts: Sequence[str]) -> list[list[_Span]]:
         out: list[list[_Span]] = [[] for _ in texts]
@@ -255,6 +278,11 @@ class EntityRecognizer:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         tagger = ChineseEntityTagger.from_arrays(arrays, margin)
+        names_path = path.parent / EXTRA_NAMES_FILE
+        if names_path.is_file():
+            names_raw = names_path.read_bytes()
+            tagger.add_names(read_extra_names(names_raw.decode("utf-8")))
+            digest = hashlib.sha256(raw + names_raw).hexdigest()[:12]
         version = f"crf-{digest}"
         # Without English weights (an old model folder) English falls back to the heuristic.
         en_path = path.parent.parent / EN_MODEL_DIRNAME / WEIGHTS_FILE

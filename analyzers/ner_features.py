@@ -173,6 +173,22 @@ class Gazetteer:
             fps[s] = fp[0]
         return cls(kinds=kinds, fingerprints=fps)
 
+    def with_names(self, entries: Iterable[tuple[str, int]]) -> Gazetteer:
+        """A copy in which each (name, kind index) is listed as that kind only.
+
+        For curated names (``extra_names.tsv``): unlike ``build`` a listed name takes its
+        slot even from another name and replaces the kinds the dictionary gave it."""
+        kinds = self.kinds.copy()
+        fps = self.fingerprints.copy()
+        for name, kind in entries:
+            if not GAZ_MIN_LEN <= len(name) <= GAZ_MAX_LEN:
+                continue
+            key = _ngram_keys(normalise(codepoints(name)), len(name))[:1]
+            slot, fp = _slot_and_fingerprint(key, self.bits)
+            kinds[int(slot[0])] = np.uint8(1 << kind)
+            fps[int(slot[0])] = fp[0]
+        return Gazetteer(kinds=kinds, fingerprints=fps)
+
     def match_codes(self, norm: I64) -> I64:
         """Per character and kind, the position in the longest covering name.
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzers.entities import EntityRecognizer, english_entities
+from analyzers.entities import (
+    EXTRA_NAMES_FILE,
+    ChineseEntityTagger,
+    EntityRecognizer,
+    english_entities,
+    read_extra_names,
+)
 from analyzers.ner_features import (
     ORG_CUES,
     CueTable,
@@ -237,3 +243,37 @@ def test_person_does_not_swallow_the_next_word(recognizer: EntityRecognizer) -> 
     text = "张三在北京大学读书，李华去了上海。"
     (found,) = recognizer.analyze_batch([text], ["zh"])
     assert all(e.text[-1] not in "在去" for e in found if e.type == "PER")
+
+
+def test_extra_names_parse_and_reject_bad_lines() -> None:
+    assert read_extra_names("# comment\n\n腾讯\tORG\n西湖\tLOC\n") == [("腾讯", 2), ("西湖", 1)]
+    with pytest.raises(ValueError, match="line 2"):
+        read_extra_names("腾讯\tORG\n京东 ORG\n")
+    with pytest.raises(ValueError, match="line 1"):
+        read_extra_names("腾讯\tCOMPANY\n")
+
+
+def test_curated_names_replace_dictionary_kinds() -> None:
+    gazetteer = Gazetteer.build([("京东", 1), ("北京", 1)], bits=10)
+    listed = gazetteer.with_names([("京东", 2), ("腾讯", 2), ("太长的名字不会进入词典表", 2)])
+    codes = listed.match_codes(normalise(codepoints("腾讯与京东在北京")))
+    assert codes[0:2, 2].tolist() == [1, 3]  # 腾讯: ORG begin, end
+    assert codes[3:5, 2].tolist() == [1, 3] and codes[3:5, 1].tolist() == [0, 0]  # 京东: ORG only
+    assert codes[6:8, 1].tolist() == [1, 3]  # 北京 unchanged
+    # The original table is untouched (a copy is returned).
+    assert gazetteer.match_codes(normalise(codepoints("腾讯")))[:, 2].tolist() == [0, 0]
+
+
+def test_curated_chinese_organisations_are_found(recognizer: EntityRecognizer) -> None:
+    names = {
+        name
+        for name, _ in read_extra_names(
+            (MODEL_FILE.parent / EXTRA_NAMES_FILE).read_text(encoding="utf-8")
+        )
+    }
+    assert {"腾讯", "华为", "百度", "京东"} <= names
+    texts = ["腾讯与京东签署战略合作协议。", "百度今天发布了新的搜索产品。"]
+    found = [{(e.text, e.type) for e in r} for r in recognizer.analyze_batch(texts, ["zh", "zh"])]
+    assert ("腾讯", "ORG") in found[0] and ("京东", "ORG") in found[0]
+    assert ("百度", "ORG") in found[1]
+    assert isinstance(recognizer.tagger, ChineseEntityTagger)
