@@ -209,7 +209,12 @@ class AnalysisService:
         to_analyse = await self._lookup(events, stage)
         if to_analyse:
             stage.name = "analysis"
-            await asyncio.gather(*(self._analyse(item) for item in to_analyse))
+            outputs = await asyncio.gather(*(self._analysed(item) for item in to_analyse))
+            # One clock read for the request's results (as the worker stamps a pool batch).
+            finished = _now()
+            for item, fields in zip(to_analyse, outputs, strict=True):
+                if fields is not None:
+                    self._answer(item, fields, finished)
             stage.name = "dedup"
             await self._remember(to_analyse)
         answers: list[bytes] = []
@@ -259,33 +264,36 @@ class AnalysisService:
                 to_analyse.append(item)
         return to_analyse
 
-    async def _analyse(self, item: _Text) -> None:
+    async def _analysed(self, item: _Text) -> dict[str, Any] | None:
+        """The pool's fields for ``item``'s text; None when it failed (``item`` and its
+        repeats then carry the error)."""
         event = item.event
         assert event is not None
         request = AnalysisRequest(
             text=event.text, analyses=frozenset(item.analyses), language_hint=event.language
         )
-        fields: dict[str, Any] | None = None
         for attempt in range(1, ANALYSIS_ATTEMPTS + 1):
             try:
-                fields = await self._analyzer.analyze(request)
-                break
+                return await self._analyzer.analyze(request)
             except StageTimeout as exc:  # a hang is the text's: publish what we know
-                fields = timeout_fields(request, exc)
-                break
+                return timeout_fields(request, exc)
             except ContentStreamError as exc:
                 # An analyzer process that died under the batch (retriable) is replaced
                 # by a warm spare: one more try, as the worker would.
                 if exc.retriable and attempt < ANALYSIS_ATTEMPTS:
                     continue
                 self._fail(item, exc)
-                return
+                return None
             except Exception as exc:  # the pool's contract is ContentStreamError; be safe
                 self._fail(item, ServiceUnavailable(f"analysis failed: {type(exc).__name__}"))
-                return
-        assert fields is not None
+                return None
+        return None  # not reached: the last attempt returns or fails above
+
+    def _answer(self, item: _Text, fields: dict[str, Any], finished: str) -> None:
+        """The results of ``item`` and of its repeats from the pool's ``fields``."""
+        event = item.event
+        assert event is not None
         chash = content_hash(event.text)
-        finished = _now()
         try:
             body = build_result(event, chash, item.analyses, fields, finished)
             item.answer = orjson.dumps(body)
