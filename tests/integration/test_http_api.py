@@ -226,15 +226,25 @@ async def test_bad_bodies_answer_4xx_and_the_server_keeps_serving(
         (b'{"texts": {"a": 1}}', 422, "INVALID_EVENT"),
         (orjson.dumps({"texts": ["t"] * 10_000}), 413, "PAYLOAD_TOO_LARGE"),
     ]
+    event_cases: list[tuple[bytes, int, str]] = [
+        (b"[{not json", 400, "INVALID_JSON"),
+        (b'{"id": "1", "text": "caf\xe9"}', 400, "INVALID_UTF8"),
+        (b'[{"id": "1", "text": "' + b"a" * (20 * 1024 * 1024) + b'"}]', 413, "PAYLOAD_TOO_LARGE"),
+        (b'{"id": {"a": 1}, "text": "x"}', 422, "INVALID_EVENT"),
+        (b'{"id": "1", "text": "x", "produced_at": 0}', 422, "INVALID_EVENT"),
+        (orjson.dumps([{"id": i, "text": "t"} for i in range(10_000)]), 413, "PAYLOAD_TOO_LARGE"),
+    ]
     async with httpx.AsyncClient(base_url=api.url, timeout=60) as c:
-        for content, status, code in cases:
-            r = await c.post("/v1/analyze", content=content, headers=json_headers)
-            assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text[:300]
-            assert (await c.get("/healthz")).status_code == 200
-        plain = await c.post(
-            "/v1/analyze", content=b"hi", headers={**auth(), "Content-Type": "text/plain"}
-        )
-        assert plain.status_code == 415
+        for route, route_cases in (("/v1/analyze", cases), ("/v1/events", event_cases)):
+            for content, status, code in route_cases:
+                r = await c.post(route, content=content, headers=json_headers)
+                got = (r.status_code, r.json()["error"]["code"])
+                assert got == (status, code), (route, r.text[:300])
+                assert (await c.get("/healthz")).status_code == 200
+            plain = await c.post(
+                route, content=b"hi", headers={**auth(), "Content-Type": "text/plain"}
+            )
+            assert plain.status_code == 415
         ok = await c.post("/v1/analyze", json={"text": "still serving"}, headers=auth())
         assert ok.status_code == 200
 
