@@ -213,6 +213,21 @@ def test_the_pipeline_factory_setting_is_used(tmp_path: Path, monkeypatch: Any) 
     assert [r["language"] for r in out] == ["zh", "en"]
 
 
+def test_a_stage_added_by_the_pipeline_factory_module_is_in_the_results(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # tests/support/plugin_stages.py declares "readability" (result under extensions).
+    monkeypatch.setenv("CONTENTSTREAM_PIPELINE_FACTORY", "plugin_stages:build")
+    rows = [
+        {"id": "asks", "text": "今天天气很好。我们去公园！", "analyses": ["readability"]},
+        {"id": "default", "text": "One sentence. Two sentences."},
+    ]
+    out = _run(tmp_path, rows, "--analyses", "language,readability", "--processes", "1")
+    assert [r["extensions"]["readability"]["sentences"] for r in out] == [2, 2]
+    assert out[0]["language"] is None and out[1]["language"] == "en"
+    assert out[1]["analyzer_versions"]["readability"] == "readability-1"
+
+
 def test_a_pipeline_factory_that_does_not_load_exits_2(
     tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
