@@ -106,10 +106,11 @@ def parse_analyses(value: str | None, default: Iterable[AnalysisName]) -> tuple[
     if value is None:
         return tuple(default)
     names = [part.strip() for part in value.split(",") if part.strip()]
-    unknown = [n for n in names if n not in AnalysisName.__members__.values()]
+    declared = [name.value for name in AnalysisName]  # a plugin's stages too
+    unknown = [n for n in names if n not in declared]
     if unknown:
         raise ValueError(
-            f"unknown analyses: {', '.join(unknown)} (choose from {', '.join(ALL_ANALYSES)})"
+            f"unknown analyses: {', '.join(unknown)} (choose from {', '.join(declared)})"
         )
     return tuple(dict.fromkeys(AnalysisName(n) for n in names))
 
