@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 Headers = list[tuple[str, bytes]]
 # (topic, partition): the one spelling of a topic-partition inside contentstream; the
@@ -40,12 +40,6 @@ class Outgoing:
     key: bytes | None
     value: bytes
     headers: Headers
-
-
-class RecordSink(Protocol):
-    """Publishes one record; returns once the broker has acknowledged it."""
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None: ...
 
 
 def input_record(message: Any, *, timestamp_s: float | None) -> InputRecord:

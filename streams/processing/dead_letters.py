@@ -13,12 +13,11 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from schemas.dead_letter import HEADER_NAMES, DeadLetter
 from schemas.errors import ContentStreamError, ErrorCode
-from streams.kafka.records import InputRecord, RecordSink
+from streams.kafka.records import InputRecord
 from streams.processing.decoding import peek_event_id
 
 log = logging.getLogger(__name__)
@@ -147,30 +146,3 @@ def log_dead_letter(record: InputRecord, error: ContentStreamError, letter: Dead
             "event_id": letter.event_id,
         },
     )
-
-
-class DeadLetterPublisher:
-    def __init__(self, sink: RecordSink, *, topic: str, max_peek_bytes: int) -> None:
-        self._sink = sink
-        self.topic = topic
-        self._max_peek = max_peek_bytes
-
-    def use_sink(self, sink: RecordSink) -> None:
-        self._sink = sink
-
-    async def publish(
-        self,
-        record: InputRecord,
-        error: ContentStreamError,
-        *,
-        stage: str,
-        forwarded: Sequence[tuple[str, bytes]] = (),
-    ) -> DeadLetter:
-        """Publish ``record``'s dead letter: its reason headers, then ``forwarded``
-        (the input headers that travel on, streams/kafka/headers.py)."""
-        letter = build_dead_letter(record, error, stage=stage, max_peek_bytes=self._max_peek)
-        log_dead_letter(record, error, letter)
-        headers = letter.headers()
-        headers += forwarded
-        await self._sink.send(self.topic, record.key, record.value or b"", headers)
-        return letter

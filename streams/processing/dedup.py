@@ -8,8 +8,6 @@ miss as "unavailable", logs at most once a minute, and tries again later.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -106,16 +104,6 @@ def stored_value(value: bytes) -> bytes:
     """A value as read back: zlib streams (first byte 0x78) are inflated, anything
     else (a result's JSON starts with ``{``) is the value itself."""
     return zlib.decompress(value) if value[:1] == b"\x78" else value
-
-
-class DedupStore(Protocol):
-    kind: str
-
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def put(self, key: str, value: bytes) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class BulkDedupStore(Protocol):
@@ -233,7 +221,7 @@ class RedisDedupStore:
             "socket_timeout": op_timeout_s,
             "socket_connect_timeout": op_timeout_s,
             "retry_on_timeout": False,
-            # Lookups are batched (see BatchingDedupStore): a few connections suffice,
+            # Lookups go a batch at a time (get_many): a few connections suffice,
             # and an unbounded pool under load is what exhausts Redis' clients.
             "max_connections": 8,
         }
@@ -357,99 +345,3 @@ class RedisDedupStore:
             await self._client.aclose()
         except Exception:  # closing a dead connection must not fail shutdown
             log.debug("error closing Redis client", exc_info=True)
-
-
-class BatchingDedupStore:
-    """Coalesces concurrent lookups and stores into one MGET / one pipeline.
-
-    Hundreds of events are in flight at once; one round trip each would make Redis the
-    worker's main cost. Requests wait at most ``max_wait_s`` (or until ``max_batch``).
-    Values stored by this worker are also kept in a small local map, so a lookup never
-    misses a value that was handed to ``put`` before the lookup's answer arrived (the
-    batched write may not have reached Redis yet).
-    """
-
-    def __init__(
-        self,
-        store: Any,
-        *,
-        max_batch: int = 256,
-        max_wait_s: float = 0.001,
-        recent_entries: int = 4096,
-    ) -> None:
-        self._store = store
-        self._recent: OrderedDict[str, bytes] = OrderedDict()
-        self._recent_max = recent_entries
-        self.kind = getattr(store, "kind", "batched")
-        self._max_batch = max_batch
-        self._max_wait = max_wait_s
-        self._gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
-        self._puts: list[tuple[str, bytes]] = []
-        self._get_timer: asyncio.TimerHandle | None = None
-        self._put_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def inner(self) -> Any:
-        return self._store
-
-    async def get(self, key: str) -> bytes | None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bytes | None] = loop.create_future()
-        self._gets.append((key, fut))
-        if len(self._gets) >= self._max_batch:
-            self._flush_gets()
-        elif self._get_timer is None:
-            self._get_timer = loop.call_later(self._max_wait, self._flush_gets)
-        return await fut
-
-    async def put(self, key: str, value: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        self._recent[key] = value
-        self._recent.move_to_end(key)
-        while len(self._recent) > self._recent_max:
-            self._recent.popitem(last=False)
-        self._puts.append((key, value))
-        if len(self._puts) >= self._max_batch:
-            self._flush_puts()
-        elif self._put_timer is None:
-            self._put_timer = loop.call_later(self._max_wait, self._flush_puts)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _flush_gets(self) -> None:
-        if self._get_timer is not None:
-            self._get_timer.cancel()
-            self._get_timer = None
-        batch, self._gets = self._gets, []
-        if batch:
-            self._spawn(self._run_gets(batch))
-
-    def _flush_puts(self) -> None:
-        if self._put_timer is not None:
-            self._put_timer.cancel()
-            self._put_timer = None
-        batch, self._puts = self._puts, []
-        if batch:
-            self._spawn(self._store.put_many(batch))
-
-    async def _run_gets(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
-        try:
-            values = await self._store.get_many([k for k, _ in batch])
-        except Exception:  # stores never raise by contract; be safe anyway
-            log.debug("dedup lookup failed", exc_info=True)
-            values = [None] * len(batch)
-        for (key, fut), value in zip(batch, values, strict=True):
-            if not fut.done():
-                fut.set_result(value if value is not None else self._recent.get(key))
-
-    async def close(self) -> None:
-        self._flush_gets()
-        self._flush_puts()
-        for task in list(self._tasks):
-            with contextlib.suppress(Exception):
-                await task
-        await self._store.close()

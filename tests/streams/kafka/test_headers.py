@@ -1,4 +1,4 @@
-"""Input headers forwarded onto results and dead letters, the same way on both engines."""
+"""Input headers forwarded onto results and dead letters (both engines share the processor)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import orjson
-import pytest
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.dead_letter import HEADER_NAMES, DeadLetter
@@ -23,10 +22,8 @@ from streams.kafka.headers import (
 )
 from streams.kafka.records import Headers, InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
-from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import EventProcessor
 from streams.processing.processor import BatchProcessor, ProcessorConfig
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -49,9 +46,6 @@ class Sent:
     def __init__(self) -> None:
         self.records: list[tuple[str, bytes, Headers]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self.records.append((topic, value, list(headers)))
-
     async def publish(self, messages: list[Outgoing]) -> None:
         for m in messages:
             self.records.append((m.topic, m.value, list(m.headers)))
@@ -69,7 +63,7 @@ class Queue:
 CONFIG = ProcessorConfig(output_topic="out", default_analyses=ALL_ANALYSES, max_attempts=1)
 
 
-def engine(name: str, forwarding: HeaderForwarding | None = None, **kwargs: Any) -> Any:
+def engine(forwarding: HeaderForwarding | None = None, **kwargs: Any) -> Any:
     """A processor of engine ``name`` and what it sends; ``run(records)`` processes."""
     sent = Sent()
     common: dict[str, Any] = dict(
@@ -81,33 +75,16 @@ def engine(name: str, forwarding: HeaderForwarding | None = None, **kwargs: Any)
         forwarding=forwarding,
         **kwargs,
     )
-    if name == "batch":
-        batch = BatchProcessor(
-            analysis=Queue(),
-            publisher=sent,
-            dead_letter_topic="dlq",
-            max_peek_bytes=100_000,
-            **common,
-        )
+    batch = BatchProcessor(
+        analysis=Queue(),
+        publisher=sent,
+        dead_letter_topic="dlq",
+        max_peek_bytes=100_000,
+        **common,
+    )
 
-        async def run(records: list[InputRecord]) -> None:
-            await batch.process(records)
-
-    else:
-
-        async def analyze(request: AnalysisRequest) -> dict[str, Any]:
-            return _result(request.text)
-
-        single = EventProcessor(
-            analyze=analyze,
-            sink=sent,
-            dead_letters=DeadLetterPublisher(sent, topic="dlq", max_peek_bytes=100_000),
-            **common,
-        )
-
-        async def run(records: list[InputRecord]) -> None:
-            for record in records:
-                await single.process(record)
+    async def run(records: list[InputRecord]) -> None:
+        await batch.process(records)
 
     return run, sent
 
@@ -174,9 +151,8 @@ def test_trace_context_replaces_the_forwarded_one() -> None:
     assert with_trace(FORWARDED, None) is FORWARDED
 
 
-@pytest.mark.parametrize("name", ["batch", "faust"])
-async def test_results_duplicates_and_dead_letters_carry_forwarded_headers(name: str) -> None:
-    run, sent = engine(name)
+async def test_results_duplicates_and_dead_letters_carry_forwarded_headers() -> None:
+    run, sent = engine()
     await run(
         [
             rec(1, orjson.dumps({"id": "a", "text": "今天很好"}), HOSTILE),
@@ -206,20 +182,18 @@ async def test_results_duplicates_and_dead_letters_carry_forwarded_headers(name:
     assert "authorization" not in names
 
 
-@pytest.mark.parametrize("name", ["batch", "faust"])
-async def test_versions_header_names_the_model_that_analysed_the_event(name: str) -> None:
+async def test_versions_header_names_the_model_that_analysed_the_event() -> None:
     # A model reload swaps the pool's versions while results of the old model are still
     # being published: the header follows the result's own versions, not the pool's.
-    run, sent = engine(name, analyzer_versions=lambda: {"keywords": "k2-after-reload"})
+    run, sent = engine(analyzer_versions=lambda: {"keywords": "k2-after-reload"})
     await run([rec(1, orjson.dumps({"id": "a", "text": "今天很好"}), [])])
     [(value, headers)] = sent.on("out")
     assert orjson.loads(value)["analyzer_versions"] == VERSIONS
     assert (ANALYZER_VERSIONS_HEADER, versions_digest(VERSIONS)) in headers
 
 
-@pytest.mark.parametrize("name", ["batch", "faust"])
-async def test_no_forwarding_configured_gives_only_own_headers(name: str) -> None:
-    run, sent = engine(name, forwarding=HeaderForwarding([], []))
+async def test_no_forwarding_configured_gives_only_own_headers() -> None:
+    run, sent = engine(forwarding=HeaderForwarding([], []))
     await run([rec(1, orjson.dumps({"id": "a", "text": "好"}), HOSTILE), rec(2, b"[", HOSTILE)])
     [(_, headers)] = sent.on("out")
     assert [n for n, _ in headers] == [

@@ -3,14 +3,17 @@ from typing import Any
 import pytest
 from aiokafka import codec
 
-from streams.engines.faust_agent import create_app
 from streams.kafka import clients as kafka_clients
+from streams.kafka.publisher import results_publisher
 from streams.settings import load_settings
 
 
 class _CapturedProducer:
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
+
+    async def start(self) -> None:
+        pass
 
 
 @pytest.mark.parametrize(
@@ -26,9 +29,16 @@ def test_the_producer_compresses_as_configured(
     assert producer.kwargs["compression_type"] == expected
 
 
-def test_the_faust_engine_compresses_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_both_engines_results_publisher_compresses_as_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The Faust engine publishes through it too, not through Faust's producer.
     monkeypatch.setenv("KAFKA_COMPRESSION_TYPE", "lz4")
-    assert create_app(load_settings()).conf.producer_compression_type == "lz4"
+    monkeypatch.setattr(kafka_clients, "AIOKafkaProducer", _CapturedProducer)
+    publisher = results_publisher(load_settings())
+    await publisher.start()
+    producer: Any = publisher.producer
+    assert producer.kwargs["compression_type"] == "lz4"
 
 
 def test_an_unknown_compression_type_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,10 +28,8 @@ from streams.operations.tracing import (
     parse_traceparent,
     tracing_from_env,
 )
-from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import EventProcessor
 from streams.processing.processor import BatchProcessor, ProcessorConfig
 
 SAMPLED_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
@@ -57,9 +55,6 @@ class Sent:
     def __init__(self) -> None:
         self.records: list[tuple[str, bytes, Headers]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self.records.append((topic, value, list(headers)))
-
     async def publish(self, messages: list[Outgoing]) -> None:
         for m in messages:
             self.records.append((m.topic, m.value, list(m.headers)))
@@ -74,7 +69,7 @@ class Queue:
         asyncio.get_running_loop().call_soon(deliver, answers)
 
 
-def engine(name: str, tracing: Tracing) -> Any:
+def engine(tracing: Tracing) -> Any:
     sent = Sent()
     common: dict[str, Any] = dict(
         config=ProcessorConfig(output_topic="out", default_analyses=ALL_ANALYSES),
@@ -84,33 +79,16 @@ def engine(name: str, tracing: Tracing) -> Any:
         analyzer_versions=lambda: VERSIONS,
         tracing=tracing,
     )
-    if name == "batch":
-        batch = BatchProcessor(
-            analysis=Queue(),
-            publisher=sent,
-            dead_letter_topic="dlq",
-            max_peek_bytes=100_000,
-            **common,
-        )
+    batch = BatchProcessor(
+        analysis=Queue(),
+        publisher=sent,
+        dead_letter_topic="dlq",
+        max_peek_bytes=100_000,
+        **common,
+    )
 
-        async def run(records: list[InputRecord]) -> None:
-            await batch.process(records)
-
-    else:
-
-        async def analyze(request: AnalysisRequest) -> dict[str, Any]:
-            return _result(request.text)
-
-        single = EventProcessor(
-            analyze=analyze,
-            sink=sent,
-            dead_letters=DeadLetterPublisher(sent, topic="dlq", max_peek_bytes=100_000),
-            **common,
-        )
-
-        async def run(records: list[InputRecord]) -> None:
-            for record in records:
-                await single.process(record)
+    async def run(records: list[InputRecord]) -> None:
+        await batch.process(records)
 
     return run, sent
 
@@ -147,7 +125,7 @@ def named(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
 async def test_batch_span_links_every_incoming_context_and_has_children(
     tracing: OtelTracing, exporter: InMemorySpanExporter
 ) -> None:
-    run, _ = engine("batch", tracing)
+    run, _ = engine(tracing)
     await run(records())
     spans = exporter.get_finished_spans()
     [batch] = named(spans, BATCH_SPAN)
@@ -173,15 +151,14 @@ async def test_batch_span_links_every_incoming_context_and_has_children(
         assert child.context.trace_id == batch.context.trace_id
 
 
-@pytest.mark.parametrize("name", ["batch", "faust"])
 async def test_stage_spans_carry_stage_version_texts_and_duration(
-    name: str, tracing: OtelTracing, exporter: InMemorySpanExporter
+    tracing: OtelTracing, exporter: InMemorySpanExporter
 ) -> None:
-    run, _ = engine(name, tracing)
+    run, _ = engine(tracing)
     await run(records()[:3])
     stages = [s for s in exporter.get_finished_spans() if s.name.startswith(STAGE_SPAN_PREFIX)]
     assert stages
-    texts = 3 if name == "batch" else 1  # one pool batch of 3 vs one event at a time
+    texts = 3  # one pool batch of 3
     for span in stages:
         attributes = dict(span.attributes or {})
         stage = str(attributes["contentstream.stage"])
@@ -197,11 +174,10 @@ async def test_stage_spans_carry_stage_version_texts_and_duration(
     assert by_stage["language"].end_time == by_stage["keywords"].start_time
 
 
-@pytest.mark.parametrize("name", ["batch", "faust"])
 async def test_only_sampled_events_get_a_span_and_their_output_continues_it(
-    name: str, tracing: OtelTracing, exporter: InMemorySpanExporter
+    tracing: OtelTracing, exporter: InMemorySpanExporter
 ) -> None:
-    run, sent = engine(name, tracing)
+    run, sent = engine(tracing)
     await run(records())
     spans = exporter.get_finished_spans()
     events = named(spans, EVENT_SPAN)
@@ -228,13 +204,12 @@ async def test_only_sampled_events_get_a_span_and_their_output_continues_it(
     assert letter["traceparent"].decode().split("-")[2] == f"{dead_span.context.span_id:016x}"
 
 
-@pytest.mark.parametrize("name", ["batch", "faust"])
-async def test_nothing_recorded_when_disabled(name: str, exporter: InMemorySpanExporter) -> None:
+async def test_nothing_recorded_when_disabled(exporter: InMemorySpanExporter) -> None:
     disabled = tracing_from_env({"OTEL_SDK_DISABLED": "true"})
     assert disabled is NO_TRACING and disabled.batch(records()) is None
     assert tracing_from_env({"OTEL_TRACES_EXPORTER": "none"}) is NO_TRACING
     assert tracing_from_env({}) is NO_TRACING  # the extra alone does not ask for spans
-    run, sent = engine(name, disabled)
+    run, sent = engine(disabled)
     await run(records())
     assert exporter.get_finished_spans() == ()
     # Headers still travel, untouched.
@@ -277,7 +252,7 @@ def test_traceparent_parsing() -> None:
 async def test_malformed_traceparent_costs_no_link_and_no_span(
     tracing: OtelTracing, exporter: InMemorySpanExporter
 ) -> None:
-    run, sent = engine("batch", tracing)
+    run, sent = engine(tracing)
     bad = b"00-" + b"+1" * 16 + b"-" + b"1" * 16 + b"-01"
     value = orjson.dumps({"id": "m", "text": "好"})
     await run([InputRecord("raw", 0, 0, None, value, headers=[("traceparent", bad)])])
@@ -291,7 +266,7 @@ async def test_malformed_traceparent_costs_no_link_and_no_span(
 async def test_a_batch_span_is_a_root_whatever_span_is_current(
     tracing: OtelTracing, exporter: InMemorySpanExporter
 ) -> None:
-    run, _ = engine("batch", tracing)
+    run, _ = engine(tracing)
     with tracing.tracer.start_as_current_span("caller"):
         await run(records()[:1])
     [batch] = named(exporter.get_finished_spans(), BATCH_SPAN)

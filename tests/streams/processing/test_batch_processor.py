@@ -73,8 +73,10 @@ class ScriptedQueue:
 
 def make(
     policy: str = "reuse",
+    publisher: RecordingPublisher | None = None,
+    refused_record_grace_s: float = 60.0,
 ) -> tuple[BatchProcessor, RecordingPublisher, ScriptedQueue, WorkerMetrics]:
-    publisher = RecordingPublisher()
+    publisher = publisher or RecordingPublisher()
     queue = ScriptedQueue()
     metrics = WorkerMetrics()
     processor = BatchProcessor(
@@ -94,6 +96,7 @@ def make(
         metrics=metrics,
         analyzer_versions=lambda: {"keywords": "k1"},
         publish_backoff_s=0.001,
+        refused_record_grace_s=refused_record_grace_s,
     )
     return processor, publisher, queue, metrics
 
@@ -272,10 +275,8 @@ class RefusingPublisher(RecordingPublisher):
 
 
 def refusing(limits: dict[str, int], grace_s: float) -> tuple[BatchProcessor, RefusingPublisher]:
-    processor, _, _, _ = make(policy="off")
     publisher = RefusingPublisher(limits)
-    processor.use_publisher(publisher)
-    processor._refusal_grace = grace_s
+    processor, _, _, _ = make(policy="off", publisher=publisher, refused_record_grace_s=grace_s)
     return processor, publisher
 
 

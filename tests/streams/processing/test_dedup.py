@@ -1,9 +1,7 @@
-import asyncio
 import time
 from typing import Any
 
 from streams.processing.dedup import (
-    BatchingDedupStore,
     LruDedupStore,
     RedisDedupStore,
     dedup_key,
@@ -66,32 +64,6 @@ async def test_redis_store_never_raises_and_counts_unavailability() -> None:
     assert len(unavailable) == 3
     assert store.available is False
     await store.close()
-
-
-async def test_batching_store_reads_its_own_writes_before_they_reach_the_store() -> None:
-    class SlowStore:
-        kind = "slow"
-
-        def __init__(self) -> None:
-            self.data: dict[str, bytes] = {}
-
-        async def get_many(self, keys: list[str]) -> list[bytes | None]:
-            return [self.data.get(k) for k in keys]
-
-        async def put_many(self, items: list[tuple[str, bytes]]) -> None:
-            await asyncio.sleep(0.05)  # the write lands late
-            self.data.update(items)
-
-        async def close(self) -> None:
-            pass
-
-    inner = SlowStore()
-    store = BatchingDedupStore(inner, max_wait_s=0.001)
-    await store.put("k", b"v")
-    assert inner.data == {}
-    assert await store.get("k") == b"v"
-    await store.close()
-    assert inner.data == {"k": b"v"}
 
 
 def test_key_from_a_shared_suffix_is_the_same_key() -> None:

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the decoder and of both engines' processors: arbitrary
+"""Property-based fuzzing of the decoder and of the processor both engines share: arbitrary
 bytes, arbitrary JSON (deep nesting included), event-shaped JSON with hostile field
 values, arbitrary headers. ``process()`` never raises, and every record yields exactly
 one result or one dead letter (dedup and the fake analysis included)."""
@@ -159,18 +159,7 @@ def test_decode_many_is_decode_of_each_and_never_raises(raws: list[bytes | None]
 def test_batch_processor_never_raises_and_answers_every_record(
     drawn: list[tuple[bytes | None, Headers]],
 ) -> None:
-    engine = Engine("batch")
-    batch = as_records(drawn)
-    outcomes = asyncio.run(engine.process(batch))
-    check_outputs(engine, batch, outcomes)
-
-
-@FUZZ
-@given(drawn=records)
-def test_event_processor_never_raises_and_answers_every_record(
-    drawn: list[tuple[bytes | None, Headers]],
-) -> None:
-    engine = Engine("faust")
+    engine = Engine()
     batch = as_records(drawn)
     outcomes = asyncio.run(engine.process(batch))
     check_outputs(engine, batch, outcomes)

@@ -1,7 +1,6 @@
-"""Records an attacker or a careless producer might send, through both engines'
-processors (BatchProcessor: batch engine; EventProcessor: Faust engine) with a recording
-publisher and a fake analysis: no record may stop a worker, no tenant may see or poison
-another's analyses.
+"""Records an attacker or a careless producer might send, through the processor both
+engines share (BatchProcessor) with a recording publisher and a fake analysis: no
+record may stop a worker, no tenant may see or poison another's analyses.
 
 Every test here failed on the code before issue #15 was fixed."""
 
@@ -20,10 +19,8 @@ from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
 from streams.kafka.records import Headers, InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
-from streams.processing.dead_letters import DeadLetterPublisher
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.event_processor import EventProcessor
 from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
 
 ENTITY = "北京"
@@ -49,7 +46,7 @@ def fields_for(request: AnalysisRequest) -> dict[str, Any]:
 
 
 class Analysis:
-    """Both engines' analysis interface: a queue (batch) and a coroutine (Faust)."""
+    """The processor's analysis queue, answering at once."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -63,13 +60,9 @@ class Analysis:
         answers: list[tuple[int, Any]] = [(i, self.answer(r)) for i, r in requests]
         asyncio.get_running_loop().call_soon(deliver, answers)
 
-    async def __call__(self, request: AnalysisRequest) -> dict[str, Any]:
-        await asyncio.sleep(0)
-        return self.answer(request)
-
 
 class Recorder:
-    """Both engines' output interface: a publisher (batch) and a sink (Faust)."""
+    """The processor's publisher, recording what it sent."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
@@ -77,10 +70,6 @@ class Recorder:
     async def publish(self, messages: list[Outgoing]) -> None:
         await asyncio.sleep(0)
         self.sent.extend((m.topic, m.key, m.value, m.headers) for m in messages)
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        await asyncio.sleep(0)
-        self.sent.append((topic, key, value, headers))
 
     def results(self) -> list[dict[str, Any]]:
         return [orjson.loads(v) for t, _, v, _ in self.sent if t == "out"]
@@ -93,17 +82,15 @@ class Recorder:
 
 
 class Engine:
-    """One engine's processor behind one call: process these records."""
+    """The processor behind one call: process these records."""
 
     def __init__(
         self,
-        kind: str,
         *,
         decoder: EventDecoder | None = None,
         policy: str = "reuse",
         scope: str = "tenant",
     ) -> None:
-        self.kind = kind
         self.analysis = Analysis()
         self.out = Recorder()
         self.store = LruDedupStore(max_entries=1000, ttl_s=60)
@@ -117,41 +104,21 @@ class Engine:
             **scoped,
         )
         decoder = decoder or EventDecoder(max_payload_bytes=1_000_000, max_text_chars=10_000)
-        self.batch: BatchProcessor | None = None
-        self.faust: EventProcessor | None = None
-        if kind == "batch":
-            self.batch = BatchProcessor(
-                config=config,
-                decoder=decoder,
-                analysis=self.analysis,
-                publisher=self.out,
-                dead_letter_topic="dlq",
-                max_peek_bytes=1_000_000,
-                dedup=self.store,
-                metrics=WorkerMetrics(),
-                analyzer_versions=lambda: {"entities": "e1"},
-                publish_backoff_s=0.001,
-            )
-        else:
-            self.faust = EventProcessor(
-                config=config,
-                decoder=decoder,
-                analyze=self.analysis,
-                sink=self.out,
-                dead_letters=DeadLetterPublisher(self.out, topic="dlq", max_peek_bytes=1_000_000),
-                dedup=self.store,
-                metrics=WorkerMetrics(),
-                analyzer_versions=lambda: {"entities": "e1"},
-            )
+        self.batch = BatchProcessor(
+            config=config,
+            decoder=decoder,
+            analysis=self.analysis,
+            publisher=self.out,
+            dead_letter_topic="dlq",
+            max_peek_bytes=1_000_000,
+            dedup=self.store,
+            metrics=WorkerMetrics(),
+            analyzer_versions=lambda: {"entities": "e1"},
+            publish_backoff_s=0.001,
+        )
 
     async def process(self, records: list[InputRecord]) -> Counter[Outcome]:
-        if self.batch is not None:
-            return await self.batch.process(records)
-        assert self.faust is not None
-        return Counter([await self.faust.process(r) for r in records])
-
-
-ENGINES = ["batch", "faust"]
+        return await self.batch.process(records)
 
 
 def rec(
@@ -184,9 +151,8 @@ def lenient_decoder() -> EventDecoder:
 # --------------------------------------------------------------------- one bad event
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_a_result_that_cannot_be_serialised_is_that_events_dead_letter(kind: str) -> None:
-    engine = Engine(kind, decoder=lenient_decoder())
+async def test_a_result_that_cannot_be_serialised_is_that_events_dead_letter() -> None:
+    engine = Engine(decoder=lenient_decoder())
     records = [
         rec(1, {"id": "good-1", "text": "第一条"}),
         rec(2, None, raw=deep_event("deep", "第二条", 300)),
@@ -201,9 +167,8 @@ async def test_a_result_that_cannot_be_serialised_is_that_events_dead_letter(kin
     assert "orjson" in letter.message or "Recursion" in letter.message
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_deep_metadata_is_refused_at_decoding_with_its_code(kind: str) -> None:
-    engine = Engine(kind)
+async def test_deep_metadata_is_refused_at_decoding_with_its_code() -> None:
+    engine = Engine()
     outcomes = await engine.process(
         [
             rec(1, None, raw=deep_event("deep", "文本", 300)),
@@ -236,12 +201,9 @@ FORGED: list[Headers] = [
 ]
 
 
-@pytest.mark.parametrize("kind", ENGINES)
 @pytest.mark.parametrize("headers", FORGED)
-async def test_forged_headers_neither_break_nor_steer_dead_letters(
-    kind: str, headers: Headers
-) -> None:
-    engine = Engine(kind)
+async def test_forged_headers_neither_break_nor_steer_dead_letters(headers: Headers) -> None:
+    engine = Engine()
     outcomes = await engine.process(
         [rec(7, None, raw=b"{not json", headers=headers), rec(8, {"id": "ok", "text": "好"})]
     )
@@ -252,9 +214,8 @@ async def test_forged_headers_neither_break_nor_steer_dead_letters(
     assert letter.attempts == 1
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_a_replayed_record_keeps_its_first_origin(kind: str) -> None:
-    engine = Engine(kind)
+async def test_a_replayed_record_keeps_its_first_origin() -> None:
+    engine = Engine()
     headers: Headers = [
         ("contentstream-source-topic", b"content.raw"),
         ("contentstream-source-partition", b"3"),
@@ -272,9 +233,8 @@ async def test_a_replayed_record_keeps_its_first_origin(kind: str) -> None:
     assert letter.attempts == 2 and letter.first_seen.year == 2026
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_a_damaged_stored_analysis_costs_an_analysis_not_the_event(kind: str) -> None:
-    engine = Engine(kind)
+async def test_a_damaged_stored_analysis_costs_an_analysis_not_the_event() -> None:
+    engine = Engine()
     await engine.process([rec(1, {"id": "a", "text": "同一段文本"})])
     for key in list(engine.store._data):
         await engine.store.put(key, b"[1, 2]")  # JSON, but no result
@@ -291,7 +251,6 @@ async def test_a_damaged_stored_analysis_costs_an_analysis_not_the_event(kind: s
 # --------------------------------------------------------------------- the validator
 
 
-@pytest.mark.parametrize("kind", ENGINES)
 @pytest.mark.parametrize(
     "payload",
     [
@@ -300,8 +259,8 @@ async def test_a_damaged_stored_analysis_costs_an_analysis_not_the_event(kind: s
         {"id": "x", "text": "文本", "schema_version": True},
     ],
 )
-async def test_lax_ids_and_versions_are_dead_lettered(kind: str, payload: dict[str, Any]) -> None:
-    engine = Engine(kind)
+async def test_lax_ids_and_versions_are_dead_lettered(payload: dict[str, Any]) -> None:
+    engine = Engine()
     outcomes = await engine.process([rec(1, payload)])
     assert outcomes == Counter({Outcome.DEAD_LETTERED: 1})
     assert engine.analysis.calls == []
@@ -310,9 +269,8 @@ async def test_lax_ids_and_versions_are_dead_lettered(kind: str, payload: dict[s
 # --------------------------------------------------------------------- dedup
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_another_tenants_repeat_is_its_own_analysis(kind: str) -> None:
-    engine = Engine(kind)
+async def test_another_tenants_repeat_is_its_own_analysis() -> None:
+    engine = Engine()
     text = "我们在北京的订单已经发货。"
     await engine.process(
         [rec(1, {"id": "tenantA-secret-order-991", "text": text, "tenant": "a", "language": "en"})]
@@ -327,9 +285,8 @@ async def test_another_tenants_repeat_is_its_own_analysis(kind: str) -> None:
     assert b["language"] == "zh", "B's own (absent) language hint, not A's"
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_global_scope_shares_analyses_but_never_another_tenants_id(kind: str) -> None:
-    engine = Engine(kind, scope="global")
+async def test_global_scope_shares_analyses_but_never_another_tenants_id() -> None:
+    engine = Engine(scope="global")
     text = "我们在北京的订单已经发货。"
     await engine.process([rec(1, {"id": "tenantA-secret-order-991", "text": text, "tenant": "a"})])
     await engine.process([rec(2, {"id": "b-1", "text": text, "tenant": "b"})])
@@ -342,9 +299,8 @@ async def test_global_scope_shares_analyses_but_never_another_tenants_id(kind: s
     assert b2["duplicate_of"] is None  # its analysis is still A's: the same oracle
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_a_repeat_differing_in_whitespace_gets_offsets_into_its_own_text(kind: str) -> None:
-    engine = Engine(kind)
+async def test_a_repeat_differing_in_whitespace_gets_offsets_into_its_own_text() -> None:
+    engine = Engine()
     first, second = "我 在 北京。", "我      在   北京。"
     await engine.process([rec(1, {"id": "a", "text": first})])
     await engine.process([rec(2, {"id": "b", "text": second})])
@@ -355,9 +311,8 @@ async def test_a_repeat_differing_in_whitespace_gets_offsets_into_its_own_text(k
         assert second[entity["start"] : entity["end"]] == entity["text"]
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_an_exact_repeat_of_the_same_tenant_is_still_reused(kind: str) -> None:
-    engine = Engine(kind)
+async def test_an_exact_repeat_of_the_same_tenant_is_still_reused() -> None:
+    engine = Engine()
     text = "我在北京。"
     await engine.process([rec(1, {"id": "a", "text": text, "tenant": "t"})])
     outcomes = await engine.process([rec(2, {"id": "b", "text": text, "tenant": "t"})])
@@ -366,9 +321,8 @@ async def test_an_exact_repeat_of_the_same_tenant_is_still_reused(kind: str) -> 
     assert engine.out.results()[-1]["duplicate_of"] == "a"
 
 
-@pytest.mark.parametrize("kind", ENGINES)
-async def test_a_failed_analysis_is_not_remembered(kind: str) -> None:
-    engine = Engine(kind)
+async def test_a_failed_analysis_is_not_remembered() -> None:
+    engine = Engine()
     text = "好" * 50
     engine.analysis.fields[text] = {
         "language": "zh",
