@@ -2,11 +2,11 @@
 
 An event produced with a ``traceparent`` and an ``x-request-id`` gives a result, and a
 malformed record a dead letter, carrying both: on the batch engine, on the Faust engine
-and under exactly_once. ``contentstream replay`` puts the dead letter back on the raw
-topic with them. The three workers run side by side (their start-up is most of the
-test's time). Two of them trace to the console exporter: their outputs carry the trace
-of the producer with contentstream's event span as parent; the third does not trace and
-forwards the producer's ``traceparent`` unchanged.
+and under exactly_once (the batch engine's Kafka transactions). ``contentstream replay``
+puts the dead letter back on the raw topic with them. The three workers run side by
+side (their start-up is most of the test's time). Two of them trace to the console
+exporter: their outputs carry the trace of the producer with contentstream's event span
+as parent; the third does not trace and forwards the producer's ``traceparent`` unchanged.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ HEADERS = [
 SETUPS = [
     ("batch", "at_least_once", True),
     ("faust", "at_least_once", False),
-    ("faust", "exactly_once", True),
+    ("batch", "exactly_once", True),
 ]
 
 
