@@ -146,6 +146,31 @@ async def test_events_are_produced_with_the_keys_tenant() -> None:
     assert all(orjson.loads(v)["tenant"] == "acme" for _, v in h.sink.produced)
 
 
+async def test_ids_and_times_are_read_as_the_event_contracts_json_schema_says() -> None:
+    # 1.0 is the integer 1 to JSON Schema (what schemathesis checks the API against):
+    # accepted, and answered as 1; produced_at is a date-time string, never epoch seconds.
+    h = Harness()
+    async with h.client() as c:
+        one = await c.post("/v1/analyze", content=b'{"id": 1.0, "text": "hi"}', headers=_json())
+        batch = await c.post(
+            "/v1/analyze", content=b'{"texts": [{"id": 2.0, "text": "a"}]}', headers=_json()
+        )
+        event = await c.post("/v1/events", content=b'{"id": 3.0, "text": "b"}', headers=_json())
+        fraction = await c.post("/v1/analyze", content=b'{"id": 1.5, "text": "c"}', headers=_json())
+        epoch = await c.post(
+            "/v1/events", json={"id": 4, "text": "d", "produced_at": 0}, headers=auth()
+        )
+    assert one.json()["results"][0]["id"] == 1 and batch.json()["results"][0]["id"] == 2
+    assert event.status_code == 202 and event.json()["accepted"][0]["id"] == 3
+    assert h.sink.produced[0][0] == b"3"
+    assert fraction.status_code == 422
+    assert epoch.status_code == 422 and epoch.json()["error"]["events"][0]["index"] == 0
+
+
+def _json() -> dict[str, str]:
+    return {**auth(), "Content-Type": "application/json"}
+
+
 async def test_an_event_claiming_another_tenant_is_403_and_nothing_is_produced() -> None:
     h = Harness()
     async with h.client() as c:
