@@ -95,8 +95,8 @@ class Settings(BaseSettings):
         default="read_committed",
         validation_alias=_env("KAFKA_ISOLATION_LEVEL"),
         description="Kafka isolation.level of the batch engine's consumer: read_committed "
-        "never analyses records of aborted upstream transactions. The Faust engine "
-        "chooses for itself (read_committed only under exactly_once).",
+        "never analyses records of aborted upstream transactions (always, under "
+        "exactly_once). The Faust engine reads uncommitted: Faust picks the level itself.",
     )
 
     kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
