@@ -1,12 +1,13 @@
 """What happens to one fetched batch of raw records: decode, dedup, analyse, publish.
 
-The batch engine (streams/engines/batch.py) hands over everything one poll returned.
-Per-event work is plain Python over lists; the costly steps happen once per batch: one
-Redis MGET, analysis requests queued together, results published as soon as each pool
-batch finishes (so a hung analysis holds back only its own events), one Redis pipeline
-for the analyses worth remembering.
+The one processor of both engines: the batch engine (streams/engines/batch.py) hands
+over everything one poll returned, the Faust engine (streams/engines/faust_agent.py)
+each batch its agent took. Per-event work is plain Python over lists; the costly steps
+happen once per batch: one Redis MGET, analysis requests queued together, results
+published as soon as each pool batch finishes (so a hung analysis holds back only its
+own events), one Redis pipeline for the analyses worth remembering.
 
-Guarantees, as the per-event processor (streams/processing/event_processor.py) gives them:
+Guarantees:
 - every record ends as a result, a partial result, a reused analysis, a deliberate drop
   (dedup policy ``drop``) or a dead letter; :meth:`BatchProcessor.process` returns once
   all of its outputs are acknowledged by Kafka, and never raises for a bad event:
