@@ -332,6 +332,12 @@ def create_app(
     return app
 
 
+# A flood of 5xx (shedding under overload, Kafka away) comes when the event loop is
+# busiest: a log line per refused request would add work exactly then, and the metrics
+# count every one. At most one line per route and status this often, with the count.
+SERVER_ERROR_LOG_EVERY_S = 10.0
+
+
 class _Observe:
     """Requests by route, status and tenant, and their latency. A plain ASGI wrapper:
     Starlette's BaseHTTPMiddleware runs each request in an extra task group, a cost
@@ -340,6 +346,8 @@ class _Observe:
     def __init__(self, app: Any, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # (route, status) -> (when its last line was written, answers since then)
+        self._logged: dict[tuple[str, int], tuple[float, int]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -362,16 +370,27 @@ class _Observe:
             path = getattr(scope.get("route"), "path", "other")
             tenant = state.get("tenant", NO_TENANT)
             if status >= 500:
-                # Never the headers: the Authorization header holds a key.
-                log.warning(
-                    "%s %s answered %d",
-                    scope.get("method"),
-                    path,
-                    status,
-                    extra={"tenant": tenant, "status": status},
-                )
+                self._log_server_error(scope.get("method"), path, status, tenant)
             self.metrics.requests.labels(route=path, status=str(status), tenant=tenant).inc()
             self.metrics.latency.labels(route=path).observe(time.perf_counter() - started)
+
+    def _log_server_error(self, method: Any, path: str, status: int, tenant: str) -> None:
+        now = time.monotonic()
+        last, count = self._logged.get((path, status), (-SERVER_ERROR_LOG_EVERY_S, 0))
+        count += 1
+        if now - last < SERVER_ERROR_LOG_EVERY_S:
+            self._logged[(path, status)] = (last, count)
+            return
+        self._logged[(path, status)] = (now, 0)
+        # Never the headers: the Authorization header holds a key.
+        log.warning(
+            "%s %s answered %d (%d time(s) since this line was last written)",
+            method,
+            path,
+            status,
+            count,
+            extra={"tenant": tenant, "status": status},
+        )
 
 
 def _ref(name: str) -> dict[str, str]:

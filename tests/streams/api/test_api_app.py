@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import orjson
@@ -365,7 +366,7 @@ async def test_health_ready_metrics_and_openapi() -> None:
     assert "contentstream_api_request_duration_seconds_bucket" in text
 
 
-async def test_kafka_away_answers_503_with_retry_after() -> None:
+async def test_kafka_away_answers_503_with_retry_after(caplog: pytest.LogCaptureFixture) -> None:
     from schemas.errors import ServiceUnavailable
 
     h = Harness()
@@ -376,15 +377,20 @@ async def test_kafka_away_answers_503_with_retry_after() -> None:
         raise ServiceUnavailable("not connected to Kafka yet", stage="produce")
 
     h.sink.produce = away  # type: ignore[method-assign]
-    async with h.client() as c:
-        r = await c.post("/v1/events", json={"id": 1, "text": "x"}, headers=auth())
+    with caplog.at_level(logging.WARNING, logger="streams.api._app"):
+        async with h.client() as c:
+            for _ in range(5):
+                r = await c.post("/v1/events", json={"id": 1, "text": "x"}, headers=auth())
     assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    # A flood of 503s writes one line (more only every SERVER_ERROR_LOG_EVERY_S), no key.
+    (line,) = [r.getMessage() for r in caplog.records if "answered" in r.getMessage()]
+    assert line.startswith("POST /v1/events answered 503") and KEY_A not in line
     assert r.json()["error"] == {
         "code": "SERVICE_UNAVAILABLE",
         "message": "not connected to Kafka yet",
         "stage": "produce",
     }
-    assert 'route="/v1/events",status="503",tenant="acme"' in await _metrics(h)
+    assert 'route="/v1/events",status="503",tenant="acme"} 5.0' in await _metrics(h)
 
 
 async def test_a_body_that_never_finishes_arriving_answers_408() -> None:
