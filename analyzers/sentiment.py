@@ -1,13 +1,16 @@
 """Sentiment (positive / negative / neutral) for Chinese and English with numpy linear models.
 
 Chinese: logistic regression over hashed character 1..n-grams (TF-IDF), trained on
-~120k labelled reviews (see models/sentiment/MODEL_CARD.md). English: logistic
+~120k labelled reviews (see models/sentiment/MODEL_CARD.md), stacked with the scores of a
+Chinese lexicon with negation, degree, contrast and aspect rules
+(``analyzers.sentiment_zh_lexicon``), which reads posts and mixed reviews where the
+review-trained n-grams cannot ("太厉害了", "性价比不算高"). English: logistic
 regression over negation-scoped word uni/bigrams plus VADER-style lexicon scores, trained
 on SST-2, IMDB and UCI Amazon with news sentences as neutral anchors
 (``analyzers.sentiment_en``, models/sentiment_en/MODEL_CARD.md).
 
-Both models are binary. Their probability of "positive", calibrated by a temperature
-fitted on held-out data, is turned into three classes by giving the neutral class the
+Both models are binary. Their probability of "positive", calibrated on held-out data (a
+temperature, or the Chinese stack's fitted weights), is turned into three classes by giving the neutral class the
 mass the model leaves undecided: ``neutral = prior * (1 - |2q - 1|) ** power``. A text
 with no sentiment signal (no known features, or positive ≈ negative) is neutral; the
 rest of the mass is split in the ratio q : 1 - q, so positive and negative keep their
@@ -33,6 +36,7 @@ from analyzers.sentiment_lexicon import (
     EnglishLexicon,
     word_terms,
 )
+from analyzers.sentiment_zh_lexicon import ZH_LEXICON_FILE, ChineseLexicon
 from analyzers.text_features import char_ngram_ids, idf_weighted_rows
 from schemas.results import Sentiment, SentimentScores
 
@@ -40,6 +44,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sentiment"
 ZH_MODEL_FILE = "zh_char_ngram.npz"
 EN_MODEL_FILE = "en_words_lexicon.npz"
 _WEIGHT_FILES = (ZH_MODEL_FILE, EN_MODEL_FILE, VADER_LEXICON_FILE, REVIEW_LEXICON_FILE)
+_OPTIONAL_FILES = (ZH_LEXICON_FILE,)
 # The English n-gram model (analyzers.sentiment_en, scripts/train_sentiment_en.py); the
 # older word/lexicon model in this folder answers for English only when it is absent.
 DEFAULT_EN_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sentiment_en"
@@ -80,7 +85,12 @@ def _probability(logits: npt.NDArray[np.float64], temperature: float) -> npt.NDA
 
 
 class ChineseCharNgramModel:
-    """Logistic regression over hashed, TF-IDF weighted character n-grams."""
+    """Logistic regression over hashed, TF-IDF weighted character n-grams, optionally
+    stacked with the scores of a Chinese lexicon (``analyzers.sentiment_zh_lexicon``).
+
+    With a stack ``(a, b_compound, b_positive, b_negative, c)`` the probability is
+    ``sigmoid(a * logit + b . lexicon + c)``, fitted on the tune split; without one it is
+    ``sigmoid(logit / temperature)``."""
 
     def __init__(
         self,
@@ -91,17 +101,26 @@ class ChineseCharNgramModel:
         temperature: float,
         max_order: int,
         bits: int,
+        lexicon: ChineseLexicon | None = None,
+        stack: npt.NDArray[np.float64] | None = None,
     ) -> None:
+        if (lexicon is None) != (stack is None):
+            raise ValueError("a lexicon stack needs both the lexicon and its weights")
         self.coef = coef
         self.idf = idf
         self.intercept = intercept
         self.temperature = temperature
         self.max_order = max_order
         self.bits = bits
+        self.lexicon = lexicon
+        self.stack = stack
 
     @classmethod
-    def load(cls, path: Path) -> ChineseCharNgramModel:
+    def load(cls, path: Path, lexicon: ChineseLexicon | None = None) -> ChineseCharNgramModel:
+        """The model in ``path``; its lexicon stack is used when the file has one and
+        ``lexicon`` is given."""
         with np.load(path, allow_pickle=False) as data:
+            stack = data["lexicon_stack"].astype(np.float64) if "lexicon_stack" in data else None
             return cls(
                 coef=data["coef"].astype(np.float32),
                 idf=data["idf"].astype(np.float32),
@@ -109,6 +128,8 @@ class ChineseCharNgramModel:
                 temperature=float(data["temperature"]),
                 max_order=int(data["max_order"]),
                 bits=int(data["bits"]),
+                lexicon=lexicon if stack is not None else None,
+                stack=stack if lexicon is not None else None,
             )
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
@@ -132,8 +153,19 @@ class ChineseCharNgramModel:
         out[~has_features] = np.nan
         return out
 
+    def stacked_logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Calibrated decision values (sigmoid gives P(positive)); NaN without features."""
+        logits = self.logits(texts)
+        if self.stack is None or self.lexicon is None:
+            out: npt.NDArray[np.float64] = logits / self.temperature
+            return out
+        stack = self.stack
+        lex = self.lexicon.matrix(texts)
+        stacked: npt.NDArray[np.float64] = stack[0] * logits + lex @ stack[1:4] + stack[4]
+        return stacked
+
     def positive_probability(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        return _probability(self.logits(texts), self.temperature)
+        return _probability(self.stacked_logits(texts), 1.0)
 
 
 class EnglishWordLexiconModel:
@@ -206,6 +238,9 @@ def weights_version(model_dir: Path, *extra: Path) -> str:
     digest = hashlib.sha256()
     for name in _WEIGHT_FILES:
         digest.update((model_dir / name).read_bytes())
+    for name in _OPTIONAL_FILES:
+        if (model_dir / name).is_file():
+            digest.update((model_dir / name).read_bytes())
     for path in extra:
         digest.update(path.read_bytes())
     return "linear-" + digest.hexdigest()[:8]
@@ -249,8 +284,10 @@ class SentimentAnalyzer:
         else:
             en = EnglishWordLexiconModel.load(directory / EN_MODEL_FILE, lexicon)
             version = weights_version(directory)
+        zh_lexicon_path = directory / ZH_LEXICON_FILE
+        zh_lexicon = ChineseLexicon.load(directory) if zh_lexicon_path.is_file() else None
         return cls(
-            zh=ChineseCharNgramModel.load(directory / ZH_MODEL_FILE),
+            zh=ChineseCharNgramModel.load(directory / ZH_MODEL_FILE, zh_lexicon),
             en=en,
             version=version,
         )

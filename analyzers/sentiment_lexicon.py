@@ -76,8 +76,9 @@ class EnglishLexicon:
     @classmethod
     def load(cls, model_dir: Path) -> EnglishLexicon:
         valences = _load_lexicon(model_dir / VADER_LEXICON_FILE)
-        for token, valence in _load_lexicon(model_dir / REVIEW_LEXICON_FILE).items():
-            valences.setdefault(token, valence)
+        # The review list wins where both have a word: its valence is the word's sense in
+        # reviews and complaints ("delayed", "freezes"), VADER's a general one.
+        valences.update(_load_lexicon(model_dir / REVIEW_LEXICON_FILE))
         return cls(valences)
 
     def score(self, text: str) -> LexiconScore:

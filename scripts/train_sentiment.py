@@ -38,6 +38,7 @@ from analyzers.sentiment import (
     SentimentAnalyzer,
 )
 from analyzers.sentiment_lexicon import EnglishLexicon, word_terms
+from analyzers.sentiment_zh_lexicon import ASPECTS, ZH_LEXICON_FILE, ChineseLexicon
 from analyzers.text_features import char_ngram_ids, idf_weighted_rows
 from evaluation.data import exit_on_data_error
 from evaluation.sentiment import evaluate, expected_calibration_error
@@ -83,6 +84,24 @@ POLAR_WORDS = {
     "丑闻 罚款 倒闭 堵车 加班 熬夜 失眠 生病 感冒 疼 丢了 被偷 吵架 分手 孤独 绝望 心寒".split(),
 }
 POLAR_WORD_COPIES = 2
+# The words of the Chinese lexicon (models/sentiment/zh_lexicon.tsv) enter training the
+# same way, and so do short phrases built from its adjectives and verbs with the degree
+# and negation words a reader composes them with (很好吃, 太厉害了, 开心得不得了: same
+# polarity; 不好吃, 不太满意: the other one) and its aspect + adjective pairs (性价比很高,
+# 性价比不算高, 价格太高了). Review data teaches "太…了" and "不" as complaint markers;
+# balanced phrases over words of both polarities leave the polarity to the word.
+PHRASE_TAGS = frozenset("a an ad z v vn d".split())
+SAME_TEMPLATES = ("很{}", "太{}了", "非常{}", "真{}", "{}得不得了")
+FLIP_TEMPLATES = ("不{}", "不太{}", "不是很{}")
+ASPECT_SAME = ("{}{}", "{}很{}", "{}太{}了", "{}非常{}")
+ASPECT_FLIP = ("{}不{}", "{}不算{}", "{}不太{}")
+ASPECT_ADJECTIVES = {"高": 1, "低": -1}
+ASPECT_EXTRA_ADJECTIVES = {"续航": {"长": 1, "短": -1}}
+LEXICON_PHRASE_COPIES = 3
+# The aspect phrases are few (~400) against thousands of reviews praising 性价比 itself.
+ASPECT_PHRASE_COPIES = 10
+# Tune-split rows per family weigh the same when the lexicon stack is fitted.
+STACK_C = 1.0
 
 
 def fit_temperature(logits: FloatArray, labels: npt.NDArray[np.int64]) -> float:
@@ -178,8 +197,71 @@ def emoticon_texts() -> list[LabelledText]:
     return out
 
 
+def _jieba_tags() -> dict[str, str]:
+    import jieba
+
+    tags: dict[str, str] = {}
+    with (Path(jieba.__file__).parent / "dict.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) == 3:
+                tags[parts[0]] = parts[2]
+    return tags
+
+
+def lexicon_texts(lexicon: ChineseLexicon) -> list[LabelledText]:
+    """The lexicon's polar words and phrases composed from them, as labelled texts."""
+    tags = _jieba_tags()
+    out: list[LabelledText] = []
+    for word, valence in sorted(lexicon.valences.items()):
+        if abs(valence) < 1.0:
+            continue
+        label = int(valence > 0)
+        texts = [(word, label)]
+        if tags.get(word) in PHRASE_TAGS and not any(c in word for c in "不没再太很最"):
+            texts += [(t.format(word), label) for t in SAME_TEMPLATES]
+            texts += [(t.format(word), 1 - label) for t in FLIP_TEMPLATES]
+        out += [
+            LabelledText("lexicon_phrases", text, y, "train")
+            for text, y in texts
+            for _ in range(LEXICON_PHRASE_COPIES)
+        ]
+    for aspect, sign in sorted(ASPECTS.items()):
+        adjectives = {**ASPECT_ADJECTIVES, **ASPECT_EXTRA_ADJECTIVES.get(aspect, {})}
+        for adjective, direction in sorted(adjectives.items()):
+            label = int(sign * direction > 0)
+            phrases = [(t.format(aspect, adjective), label) for t in ASPECT_SAME]
+            phrases += [(t.format(aspect, adjective), 1 - label) for t in ASPECT_FLIP]
+            out += [
+                LabelledText("lexicon_phrases", text, y, "train")
+                for text, y in phrases
+                for _ in range(ASPECT_PHRASE_COPIES)
+            ]
+    return out
+
+
+def fit_lexicon_stack(
+    logits: FloatArray,
+    lexicon_scores: FloatArray,
+    labels: npt.NDArray[np.int64],
+    sources: list[str],
+) -> FloatArray:
+    """(a, b_compound, b_positive, b_negative, c) of sigmoid(a * logit + b . lex + c),
+    a logistic regression on the tune split with every family weighing the same."""
+    counts: dict[str, int] = {}
+    for source in sources:
+        counts[source] = counts.get(source, 0) + 1
+    weights = np.array([len(sources) / (len(counts) * counts[s]) for s in sources])
+    x = np.column_stack([logits, lexicon_scores])
+    model = LogisticRegression(C=STACK_C, solver="lbfgs", max_iter=1000)
+    model.fit(x, labels, sample_weight=weights)
+    out: FloatArray = np.concatenate([model.coef_.ravel(), model.intercept_])
+    return out
+
+
 def train_zh(rows: list[LabelledText], out_dir: Path) -> dict[str, Any]:
-    train = [r for r in rows if r.split == "train"] + emoticon_texts()
+    lexicon = ChineseLexicon.load(out_dir)
+    train = [r for r in rows if r.split == "train"] + emoticon_texts() + lexicon_texts(lexicon)
     tune = [r for r in rows if r.split == "tune"]
     started = time.time()
     x_train, idf = _zh_matrix([r.text for r in train], None)
@@ -190,6 +272,8 @@ def train_zh(rows: list[LabelledText], out_dir: Path) -> dict[str, Any]:
     y_tune = np.array([r.label for r in tune], dtype=np.int64)
     tune_logits = x_tune @ coef.astype(np.float64) + intercept
     temperature = fit_temperature(tune_logits, y_tune)
+    tune_lexicon = lexicon.matrix([r.text for r in tune])
+    stack = fit_lexicon_stack(tune_logits, tune_lexicon, y_tune, [r.source for r in tune])
     np.savez_compressed(
         out_dir / ZH_MODEL_FILE,
         coef=coef,
@@ -198,15 +282,21 @@ def train_zh(rows: list[LabelledText], out_dir: Path) -> dict[str, Any]:
         temperature=np.float64(temperature),
         max_order=np.int64(ZH_MAX_ORDER),
         bits=np.int64(ZH_BITS),
+        lexicon_stack=stack,
     )
     q_tune = _sigmoid(tune_logits / temperature)
+    q_stacked = _sigmoid(stack[0] * tune_logits + tune_lexicon @ stack[1:4] + stack[4])
     return {
         "train_texts": len(train),
+        "lexicon_texts": sum(1 for r in train if r.source == "lexicon_phrases"),
         "tune_texts": len(tune),
         "temperature": temperature,
+        "lexicon_stack": [float(v) for v in stack],
         "tune_accuracy": float(np.mean((q_tune > 0.5) == (y_tune == 1))),
+        "tune_accuracy_stacked": float(np.mean((q_stacked > 0.5) == (y_tune == 1))),
         "tune_ece_before": expected_calibration_error(_sigmoid(tune_logits), y_tune),
         "tune_ece_after": expected_calibration_error(q_tune, y_tune),
+        "tune_ece_stacked": expected_calibration_error(q_stacked, y_tune),
         "seconds": round(time.time() - started, 1),
     }
 
@@ -313,7 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     lexicon = EnglishLexicon.load(DEFAULT_MODEL_DIR)
     if out_dir != DEFAULT_MODEL_DIR:
-        for name in ("vader_lexicon.tsv", "en_review_lexicon.tsv", "VADER_LICENSE.txt"):
+        for name in (
+            "vader_lexicon.tsv",
+            "en_review_lexicon.tsv",
+            "VADER_LICENSE.txt",
+            ZH_LEXICON_FILE,
+        ):
             (out_dir / name).write_bytes((DEFAULT_MODEL_DIR / name).read_bytes())
     report: dict[str, Any] = {}
     report["en"] = train_en(load(root, "en"), out_dir, lexicon)

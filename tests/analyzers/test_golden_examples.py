@@ -569,28 +569,8 @@ def outputs() -> dict[str, AnalysisOutput]:
     return {c.id: out for c, out in zip(CASES, results, strict=True)}
 
 
-# Cases that fail with models other helpers are retraining right now: a temporary state,
-# to be emptied when the retrained models land. (case id, aspect) -> reason.
-_ZH_SENTIMENT = "waiting for the retrained Chinese sentiment model"
-_EN_SENTIMENT = "waiting for the retrained English sentiment model"
-_ZH_ENTITIES = "waiting for the retrained Chinese entity model"
-_EN_ENTITIES = "waiting for the retrained English entity model"
-PENDING: dict[tuple[str, str], str] = {
-    ("zh-005", "sentiment"): _ZH_SENTIMENT,
-    ("mix-001", "sentiment"): _ZH_SENTIMENT,
-    ("zh-post-01", "sentiment"): _ZH_SENTIMENT,
-    ("zh-post-06", "sentiment"): _ZH_SENTIMENT,
-    ("en-review-07", "sentiment"): _EN_SENTIMENT,
-    ("en-post-02", "sentiment"): _EN_SENTIMENT,
-    ("zh-news-09", "entities"): _ZH_ENTITIES,
-    ("en-news-07", "entities"): _EN_ENTITIES,
-}
-
-
-def _case(case: Golden, aspect: str) -> object:
-    reason = PENDING.get((case.id, aspect))
-    marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
-    return pytest.param(case, id=case.id, marks=marks)
+def _case(case: Golden) -> object:
+    return pytest.param(case, id=case.id)
 
 
 def test_cases_are_many_and_distinct() -> None:
@@ -600,13 +580,13 @@ def test_cases_are_many_and_distinct() -> None:
     assert {c.id for c in CASES} >= set(DEMO)
 
 
-@pytest.mark.parametrize("case", [_case(c, "language") for c in CASES])
+@pytest.mark.parametrize("case", [_case(c) for c in CASES])
 def test_language(case: Golden, outputs: dict[str, AnalysisOutput]) -> None:
     accepted = {case.language, "zh"} if case.language == "mixed" else {case.language}
     assert outputs[case.id].language in accepted
 
 
-@pytest.mark.parametrize("case", [_case(c, "sentiment") for c in CASES if c.sentiment is not None])
+@pytest.mark.parametrize("case", [_case(c) for c in CASES if c.sentiment is not None])
 def test_sentiment(case: Golden, outputs: dict[str, AnalysisOutput]) -> None:
     sentiment = outputs[case.id].sentiment
     assert sentiment is not None
@@ -614,9 +594,7 @@ def test_sentiment(case: Golden, outputs: dict[str, AnalysisOutput]) -> None:
     assert sentiment.label in case.sentiment, (case.text, sentiment)
 
 
-@pytest.mark.parametrize(
-    "case", [_case(c, "entities") for c in CASES if c.entities or c.not_entities]
-)
+@pytest.mark.parametrize("case", [_case(c) for c in CASES if c.entities or c.not_entities])
 def test_entities(case: Golden, outputs: dict[str, AnalysisOutput]) -> None:
     found = outputs[case.id].entities or []
     pairs = {(e.text, e.type) for e in found}
@@ -631,7 +609,7 @@ def test_entities(case: Golden, outputs: dict[str, AnalysisOutput]) -> None:
     assert not missing and not wrong, (case.text, sorted(pairs))
 
 
-@pytest.mark.parametrize("case", [_case(c, "keywords") for c in CASES])
+@pytest.mark.parametrize("case", [_case(c) for c in CASES])
 def test_keywords_are_whole_terms(case: Golden, outputs: dict[str, AnalysisOutput]) -> None:
     keywords = [k.text for k in outputs[case.id].keywords or []]
     shown = {k.lower() for k in keywords}

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.sentiment import NeutralRule, SentimentAnalyzer
+from analyzers.sentiment import ChineseCharNgramModel, NeutralRule, SentimentAnalyzer
+from analyzers.sentiment_zh_lexicon import ChineseLexicon
 from schemas.results import Sentiment
 
 ZH_POSITIVE = [
@@ -128,3 +129,31 @@ def test_held_out_accuracy_stays_above_floor(analyzer: SentimentAnalyzer) -> Non
     assert rows[("zh mean of 5 held-out sets", "accuracy")] >= 0.87
     assert rows[("uci_amazon (held-out)", "accuracy")] >= 0.80
     assert rows[("zh held-out (all sets)", "ece")] <= 0.05
+
+
+def test_chinese_model_is_stacked_with_its_lexicon(analyzer: SentimentAnalyzer) -> None:
+    zh = analyzer.zh
+    assert zh.lexicon is not None and zh.stack is not None and zh.stack.shape == (5,)
+    # Posts the review-trained n-grams misread: the lexicon's rules read them as a reader does.
+    texts = ["我们队终于赢了，太激动了！", "这家店的蛋糕好吃得不得了！", "质量一般，性价比不算高。"]
+    labels = [s.label for s in analyzer.analyze_batch(texts, ["zh"] * 3)]
+    assert labels[0] == "positive" and labels[1] == "positive"
+    assert labels[2] != "positive"
+
+
+def test_chinese_stack_needs_both_parts() -> None:
+    model_file = (
+        Path(__file__).resolve().parents[2] / "analyzers/models/sentiment/zh_char_ngram.npz"
+    )
+    plain = ChineseCharNgramModel.load(model_file)  # no lexicon given: the stack is not used
+    assert plain.stack is None and plain.lexicon is None
+    with pytest.raises(ValueError, match="both"):
+        ChineseCharNgramModel(
+            coef=plain.coef,
+            idf=plain.idf,
+            intercept=plain.intercept,
+            temperature=plain.temperature,
+            max_order=plain.max_order,
+            bits=plain.bits,
+            lexicon=ChineseLexicon({"好": 1.0}),
+        )
