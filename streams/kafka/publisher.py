@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.kafka.clients import MAX_RECORD_BYTES, PRODUCER_SEQUENCE_BREAKERS, make_producer
 from streams.kafka.partitioning import partition_for
-from streams.kafka.records import Outgoing
+from streams.kafka.records import Outgoing, TopicPartition
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class KafkaPublisher:
 
     async def _publish(self, messages: list[Outgoing]) -> None:
         producer = self.producer
-        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        by_partition: dict[TopicPartition, list[Outgoing]] = {}
         by_topic: dict[str, list[int]] = {}
         for m in messages:
             partitions = by_topic.get(m.topic)
