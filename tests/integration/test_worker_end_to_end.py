@@ -50,7 +50,8 @@ def start_worker(
     return w
 
 
-# Both engines keep the same contract; exactly_once (Faust) is covered in test_semantics.
+# Both engines keep the same contract; exactly_once, and records Kafka refuses as too
+# large, are covered for every engine and guarantee in test_semantics.
 ENGINES = pytest.mark.parametrize("engine", ["batch", "faust"])
 
 
@@ -106,52 +107,6 @@ async def test_compressed_input_in_every_codec_is_analysed(
     assert workers[0].proc is not None and workers[0].proc.poll() is None, "worker died"
     dead = await consume(setup.bootstrap, setup.dlq_topic, expect=1, timeout=2)
     assert dead == []
-
-
-async def test_a_result_too_large_for_the_output_topic_becomes_a_dead_letter(
-    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
-) -> None:
-    setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
-    await setup.create_topics()
-    # Room for the result of a short text (~1 KB), not for one with many entities.
-    await set_max_message_bytes(setup.bootstrap, setup.output_topic, "1800")
-    start_worker(setup, tmp_path, workers, CONTENTSTREAM_REFUSED_RECORD_GRACE_S="1")
-    big = event("big", TEXTS[2] * 25)
-    values = [event("before", TEXTS[0]), big, event("after", TEXTS[4])]
-    await produce(setup.bootstrap, setup.raw_topic, values)
-    results = await consume(
-        setup.bootstrap, setup.output_topic, expect=2, timeout=120, idle_after_expect=2
-    )
-    ids = sorted(orjson.loads(r.value)["id"] for r in results)
-    assert ids == ["after", "before"], workers[0].log_tail()
-    (letter,) = await consume(setup.bootstrap, setup.dlq_topic, expect=1, timeout=60)
-    headers = dict(letter.headers)
-    assert headers["contentstream-error-code"] == b"RESULT_REJECTED"
-    assert b"MessageSizeTooLargeError" in headers["contentstream-error-message"]
-    assert headers["contentstream-source-offset"] == b"1"
-    assert letter.value == big, "the original event, untouched, for a replay"
-
-
-async def test_a_dead_letter_too_large_for_its_topic_goes_out_without_the_original(
-    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
-) -> None:
-    setup = StreamSetup(services.kafka_bootstrap, services.redis_url, partitions=1)
-    await setup.create_topics()
-    # A cluster's default limit (1 MB) on the dead-letter topic, 16 MiB on the input.
-    await set_max_message_bytes(setup.bootstrap, setup.dlq_topic, "1048588")
-    start_worker(setup, tmp_path, workers, CONTENTSTREAM_REFUSED_RECORD_GRACE_S="1")
-    huge = event("huge", "长" * 1_000_000)  # 3 MB: over CONTENTSTREAM_MAX_PAYLOAD_BYTES
-    await produce(setup.bootstrap, setup.raw_topic, [huge, event("next", TEXTS[0])])
-    (letter,) = await consume(setup.bootstrap, setup.dlq_topic, expect=1, timeout=120)
-    headers = dict(letter.headers)
-    assert headers["contentstream-error-code"] == b"PAYLOAD_TOO_LARGE"
-    assert letter.value == b""
-    assert b"MessageSizeTooLargeError" in headers["contentstream-original-dropped"]
-    # Where the original still is.
-    assert headers["contentstream-source-topic"] == setup.raw_topic.encode()
-    assert headers["contentstream-source-offset"] == b"0"
-    results = await consume(setup.bootstrap, setup.output_topic, expect=1, timeout=60)
-    assert [orjson.loads(r.value)["id"] for r in results] == ["next"]
 
 
 async def test_replay_sends_originals_back_even_those_left_out_of_their_dead_letter(
