@@ -9,6 +9,7 @@ batch engine. Under exactly_once a read_committed reader must see every result o
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -218,6 +219,40 @@ async def test_graceful_sigterm_exits_0_and_loses_nothing(
     assert_all_once(mode, by_id, {str(i) for i in range(n)}, first.log_tail())
     # A drained worker committed what it finished: the next one repeats none of it.
     assert len(records) == n, f"{len(records) - n} results again after a graceful stop"
+
+
+async def test_exactly_once_fences_a_worker_that_lost_its_partitions_while_paused(
+    services: ServiceEndpoints, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    # A zombie: a worker stopped (SIGSTOP) past its session timeout, its partitions moved
+    # to the other worker, then resumed with batches in flight. Its transactions must
+    # not commit: the other worker's producers fenced its transactional ids.
+    mode = Mode("batch", "exactly_once")
+    setup = StreamSetup(services.kafka_bootstrap, None, partitions=4)
+    await setup.create_topics()
+    n = 6_000
+    env = mode.env(CONTENTSTREAM_DEDUP_POLICY="off")
+    zombie = start(setup, tmp_path, workers, **env)
+    start(setup, tmp_path, workers, **env)
+    await produce(setup.bootstrap, setup.raw_topic, [event(i, text(i)) for i in range(n)])
+    await wait_for_results(setup, n // 5, timeout=300, isolation=mode.isolation)
+    assert zombie.proc is not None
+    zombie.proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(15)  # past the 10 s session timeout: the group moves on
+    finally:
+        zombie.proc.send_signal(signal.SIGCONT)
+    records = await consume(
+        setup.bootstrap,
+        setup.output_topic,
+        expect=n,
+        timeout=600,
+        idle_after_expect=5,
+        isolation_level=mode.isolation,
+    )
+    logs = "\n".join(w.log_tail(15) for w in workers)
+    assert_all_once(mode, results_by_id(records), {str(i) for i in range(n)}, logs)
+    assert zombie.proc.poll() is None, "the zombie stays up (it is fenced, not crashed)"
 
 
 async def test_events_of_aborted_upstream_transactions_are_never_analysed(
