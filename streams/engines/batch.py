@@ -49,7 +49,7 @@ from streams.kafka.clients import make_consumer, make_transactional_producer
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
 from streams.kafka.transactions import (
-    Buffered,
+    BatchOutputs,
     PartitionLost,
     PartitionTransactions,
     transactional_id,
@@ -227,7 +227,7 @@ class BatchEngine:
                 self._idle.set()
 
     async def _process_transactional(self, records: list[InputRecord], slot: Slot) -> None:
-        outputs: list[Buffered] = []
+        outputs = BatchOutputs()
         await self.processor.process(records, outputs=outputs)
         slot.outputs = outputs
         self._ledger.finish(slot)
@@ -245,10 +245,14 @@ class BatchEngine:
             slots = self._ledger.take_done(tp)
             if not slots:
                 return
+            batches: list[BatchOutputs] = [s.outputs for s in slots]
             try:
-                await partition.commit([e for s in slots for e in s.outputs], slots[-1].end)
+                await partition.commit([m for b in batches for m in b.messages], slots[-1].end)
             except PartitionLost as lost:
                 self._lose(partition, fenced=lost.fenced)
+                return
+        for after in (f for b in batches for f in b.on_commit):
+            await after()
 
     def _lose(self, partition: PartitionTransactions, *, fenced: bool) -> None:
         tp = partition.tp

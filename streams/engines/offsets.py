@@ -12,7 +12,7 @@ the finished prefix (:meth:`OffsetLedger.take_done`) and commits it as one trans
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from streams.kafka.records import TopicPartition
@@ -23,7 +23,7 @@ class Slot:
     tp: TopicPartition
     end: int  # the offset to commit once this batch and all before it are done
     done: bool = False
-    outputs: list[Any] = field(default_factory=list)  # exactly_once: what its batch sends
+    outputs: Any = None  # exactly_once: what its batch's transaction carries
 
 
 class OffsetLedger:

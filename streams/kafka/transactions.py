@@ -39,8 +39,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
@@ -70,6 +70,14 @@ class Buffered:
 
     message: Outgoing
     instead: Callable[[BaseException], Buffered | None]
+
+
+@dataclass(slots=True)
+class BatchOutputs:
+    """What one batch's transaction carries, and what to do once it committed."""
+
+    messages: list[Buffered] = field(default_factory=list)
+    on_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 class PartitionLost(Exception):

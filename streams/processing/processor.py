@@ -59,7 +59,7 @@ from streams.kafka.headers import (
     with_trace,
 )
 from streams.kafka.records import Headers, InputRecord, Outgoing
-from streams.kafka.transactions import Buffered
+from streams.kafka.transactions import BatchOutputs, Buffered
 from streams.operations.metrics import WorkerMetrics, observe_values
 from streams.operations.tracing import DEDUP_SPAN, NO_TRACING, PUBLISH_SPAN, BatchTrace, Tracing
 from streams.processing.dead_letters import build_dead_letter, log_dead_letter
@@ -163,7 +163,7 @@ _Output = tuple[_Item, Outgoing | None, Outcome]
 
 # The buffer of the batch being processed, under exactly_once (BatchProcessor.process):
 # a context variable, so that every task the batch spawns delivers into its own batch's.
-_BATCH_OUTPUTS: contextvars.ContextVar[list[Buffered] | None] = contextvars.ContextVar(
+_BATCH_OUTPUTS: contextvars.ContextVar[BatchOutputs | None] = contextvars.ContextVar(
     "contentstream_batch_outputs", default=None
 )
 
@@ -217,19 +217,18 @@ class BatchProcessor:
     # ------------------------------------------------------------------ the batch
 
     async def process(
-        self, records: list[InputRecord], *, outputs: list[Buffered] | None = None
+        self, records: list[InputRecord], *, outputs: BatchOutputs | None = None
     ) -> Counter[Outcome]:
         """Handle ``records`` (in arrival order); returns the count of each outcome.
 
         With ``outputs`` (exactly_once: streams/kafka/transactions.py) nothing is
-        published: each message is appended there, in the order it would have been
+        published: each message is appended to ``outputs.messages``, in the order it would have been
         published, with the rule for replacing it if Kafka refuses it, and counts as
         published for per-id order. The engine commits ``outputs`` in the partition's
-        transaction. Analyses worth reusing are still stored in the dedup store before
-        that commit. That is harmless: a stored analysis is the analysis of the text
-        (with these analyzer versions), whichever event's transaction carries it; if that
-        transaction aborts, its event is processed again and a repeat answered from the
-        store meanwhile names it in ``duplicate_of``, whose result then follows."""
+        transaction, then runs ``outputs.on_commit``: only then are the batch's analyses
+        remembered for dedup. Repeats already waiting on one of them in this worker
+        reuse it before that commit: their own results commit in their own batches, and
+        if the first one's transaction aborts it is processed again and committed."""
         token = _BATCH_OUTPUTS.set(outputs)
         try:
             return await self._process(records)
@@ -460,15 +459,30 @@ class BatchProcessor:
         self._metrics.dedup_misses.inc(len(again))
         await asyncio.gather(self._publish(ready, outcomes), self._analyse(again, outcomes))
 
-    def _remember(self, leaders: list[tuple[_Item, bytes | None]]) -> None:
-        for item, value in leaders:
+    async def _store(self, stored: list[tuple[str, bytes]]) -> None:
+        if self._dedup is not None and stored:
+            try:
+                await self._dedup.put_many(stored)
+            except Exception:  # a lost store costs one re-analysis later, no more
+                log.debug("dedup store failed", exc_info=True)
+
+    async def _store_committed(self, stored: list[tuple[str, bytes]]) -> None:
+        await self._store(stored)
+        self._remember([], stored)
+
+    def _remember(
+        self, leaders: list[tuple[_Item, bytes | None]], stored: list[tuple[str, bytes]]
+    ) -> None:
+        """Settle the leaders' claims (repeats waiting on them go on) and keep the
+        ``stored`` analyses at hand for later repeats."""
+        for dkey, value in stored:
+            self._recent[dkey] = value
+            self._recent.move_to_end(dkey)
+        for item, answer in leaders:
             if item.dkey is None or item.claim is None:
                 continue
-            if value is not None:
-                self._recent[item.dkey] = value
-                self._recent.move_to_end(item.dkey)
             if not item.claim.done():
-                item.claim.set_result(value)
+                item.claim.set_result(answer)
             if self._analysing.get(item.dkey) is item.claim:
                 del self._analysing[item.dkey]
         while len(self._recent) > self._recent_max:
@@ -590,14 +604,22 @@ class BatchProcessor:
                     again.append(follower)
                     self._metrics.dedup_misses.inc()
         await self._publish(batch, outcomes)
-        if self._dedup is not None:
-            stored = [(item.dkey, v) for item, v in leaders if item.dkey and v is not None]
-            if stored:
-                try:
-                    await self._dedup.put_many(stored)
-                except Exception:  # a lost store costs one re-analysis later, no more
-                    log.debug("dedup store failed", exc_info=True)
-        self._remember(leaders)
+        stored = [
+            (item.dkey, v)
+            for item, v in leaders
+            if item.dkey and v is not None and item.claim is not None
+        ]
+        batch_outputs = _BATCH_OUTPUTS.get()
+        if batch_outputs is None:
+            await self._store(stored)
+            self._remember(leaders, stored)
+        else:
+            # exactly_once: remembered once the transaction that carries the results
+            # commits. Remembered before, an analysis would answer its own event when an
+            # abort has it processed again: dropped as a repeat (dedup policy drop), its
+            # only result lost.
+            batch_outputs.on_commit.append(functools.partial(self._store_committed, stored))
+            self._remember(leaders, [])
         if again:
             await self._analyse(again, outcomes)
 
@@ -657,7 +679,7 @@ class BatchProcessor:
         letter, a dead letter by one without the original bytes."""
         buffer = _BATCH_OUTPUTS.get()
         if buffer is not None:
-            buffer.extend(self._buffered(o) for o in outputs if o[1] is not None)
+            buffer.messages.extend(self._buffered(o) for o in outputs if o[1] is not None)
             return outputs
         messages = [m for _, m, _ in outputs if m is not None]
         delay = self._backoff

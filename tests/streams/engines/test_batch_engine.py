@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +18,7 @@ from aiokafka.errors import (
 from streams.engines.batch import BatchEngine
 from streams.kafka.publisher import KafkaPublisher, results_publisher
 from streams.kafka.records import InputRecord, Outgoing, TopicPartition
-from streams.kafka.transactions import Buffered, PartitionLost
+from streams.kafka.transactions import BatchOutputs, Buffered, PartitionLost
 from streams.settings import Settings
 
 
@@ -60,9 +61,10 @@ class ScriptedProcessor:
         self.delays = delays  # first offset of a batch -> seconds it takes
         self.fail_at = fail_at
         self.seen: list[list[int]] = []
+        self.committed: list[int] = []  # exactly_once: offsets whose batch committed
 
     async def process(
-        self, records: list[InputRecord], *, outputs: list[Buffered] | None = None
+        self, records: list[InputRecord], *, outputs: BatchOutputs | None = None
     ) -> Counter[Any]:
         offsets = [r.offset for r in records]
         self.seen.append(offsets)
@@ -70,7 +72,8 @@ class ScriptedProcessor:
         if self.fail_at is not None and self.fail_at in offsets:
             raise RuntimeError("bug")
         if outputs is not None:
-            outputs += [
+            outputs.on_commit.append(functools.partial(_note, self.committed, offsets))
+            outputs.messages += [
                 Buffered(Outgoing("out", None, f"{r.partition}:{r.offset}".encode(), []), _none)
                 for r in records
             ]
@@ -79,6 +82,10 @@ class ScriptedProcessor:
 
 def _none(_exc: BaseException) -> None:
     return None
+
+
+async def _note(committed: list[int], offsets: list[int]) -> None:
+    committed.extend(offsets)
 
 
 def message(offset: int, partition: int = 0) -> SimpleNamespace:
@@ -285,6 +292,7 @@ async def test_exactly_once_commits_each_partitions_batches_in_offset_order() ->
     assert [end for tp, _, end in log if tp == ("raw", 0)] == [12]
     assert all(len({o // 100 for o in batch}) == 1 for batch in processor.seen)
     assert consumer.commits == [], "offsets go in the transactions only"
+    assert sorted(processor.committed) == [o + 100 * p for p in (0, 1) for o in range(12)]
 
 
 async def test_a_fenced_partition_is_dropped_and_paused_and_the_rest_goes_on() -> None:
@@ -300,6 +308,7 @@ async def test_a_fenced_partition_is_dropped_and_paused_and_the_rest_goes_on() -
     await run  # no crash
     assert all(tp == ("raw", 1) for tp, _, _ in log)
     assert log[-1][2] == 112
+    assert all(o >= 100 for o in processor.committed), "nothing fenced counts as committed"
     assert consumer.paused == {0}
 
 
@@ -334,4 +343,4 @@ async def test_a_batch_finishing_after_its_partition_was_revoked_commits_nothing
     await asyncio.sleep(0.4)
     await e.drain(1)
     await run
-    assert log == []
+    assert log == [] and processor.committed == []

@@ -14,7 +14,7 @@ from analyzers.pipeline import AnalysisRequest
 from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
 from streams.kafka.records import InputRecord, Outgoing
-from streams.kafka.transactions import Buffered
+from streams.kafka.transactions import BatchOutputs, Buffered
 from streams.operations.metrics import WorkerMetrics
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
@@ -48,11 +48,13 @@ class DelayedQueue:
             loop.call_later(self.delays.get(request.text, 0.0), deliver, [(index, outcome)])
 
 
-def make(delays: dict[str, float] | None = None) -> tuple[BatchProcessor, NoPublishing]:
+def make(
+    delays: dict[str, float] | None = None, policy: str = "reuse"
+) -> tuple[BatchProcessor, NoPublishing]:
     publisher = NoPublishing()
     processor = BatchProcessor(
         config=ProcessorConfig(
-            output_topic="out", default_analyses=ALL_ANALYSES, dedup_policy="reuse"
+            output_topic="out", default_analyses=ALL_ANALYSES, dedup_policy=policy
         ),
         decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
         analysis=DelayedQueue(delays),
@@ -73,7 +75,7 @@ def ev(offset: int, event_id: str, text: str) -> InputRecord:
 
 async def test_with_a_buffer_nothing_is_published_and_every_output_is_buffered() -> None:
     processor, publisher = make()
-    outputs: list[Buffered] = []
+    outputs = BatchOutputs()
     records = [
         ev(0, "a", "文本一"),
         InputRecord("raw", 0, 1, None, b"not json"),
@@ -82,7 +84,7 @@ async def test_with_a_buffer_nothing_is_published_and_every_output_is_buffered()
     outcomes = await processor.process(records, outputs=outputs)
     assert outcomes == Counter({Outcome.OK: 2, Outcome.DEAD_LETTERED: 1})
     assert publisher.sent == []
-    assert sorted(b.message.topic for b in outputs) == ["dlq", "out", "out"]
+    assert sorted(b.message.topic for b in outputs.messages) == ["dlq", "out", "out"]
     # Without a buffer the same processor publishes again.
     await processor.process([ev(3, "c", "文本三")])
     assert [m.key for m in publisher.sent] == [b"c"]
@@ -90,10 +92,10 @@ async def test_with_a_buffer_nothing_is_published_and_every_output_is_buffered()
 
 async def test_a_refused_result_is_replaced_by_its_dead_letter_then_without_the_original() -> None:
     processor, _ = make()
-    outputs: list[Buffered] = []
+    outputs = BatchOutputs()
     record = ev(5, "big", "很长的文本")
     await processor.process([record], outputs=outputs)
-    (result,) = outputs
+    (result,) = outputs.messages
     letter = result.instead(MessageSizeTooLargeError())
     assert letter is not None
     headers = dict(letter.message.headers)
@@ -123,10 +125,27 @@ async def test_results_of_one_id_are_buffered_in_arrival_order_across_batches() 
             journal.extend((self.name, b.message.key) for b in items)
             super().extend(items)
 
-    first, second = Journal("first"), Journal("second")
+    first, second = BatchOutputs(Journal("first")), BatchOutputs(Journal("second"))
     await asyncio.gather(
         processor.process([ev(0, "k", "慢的文本")], outputs=first),
         processor.process([ev(1, "k", "快的文本"), ev(2, "other", "别的")], outputs=second),
     )
     assert journal.index(("first", b"k")) < journal.index(("second", b"k"))
     assert ("second", b"other") in journal[:1], "other ids do not wait"
+
+
+async def test_analyses_are_remembered_only_once_their_transaction_committed() -> None:
+    processor, _ = make(policy="drop")
+    first = BatchOutputs()
+    await processor.process([ev(0, "x", "同一段文本")], outputs=first)
+    assert [b.message.key for b in first.messages] == [b"x"]
+    # Its transaction aborted (a kill, a fence): the event is processed again and must
+    # not be answered by its own analysis, which under the drop policy loses its result.
+    again = BatchOutputs()
+    await processor.process([ev(0, "x", "同一段文本")], outputs=again)
+    assert [b.message.key for b in again.messages] == [b"x"]
+    for after in again.on_commit:  # this time it committed
+        await after()
+    repeat = BatchOutputs()
+    outcomes = await processor.process([ev(1, "y", "同一段文本")], outputs=repeat)
+    assert outcomes == Counter({Outcome.DROPPED: 1}) and repeat.messages == []
