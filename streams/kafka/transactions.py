@@ -25,6 +25,13 @@ rebalances and restarts, whichever worker ends up owning the partition. The cost
 producer per assigned input partition, which is what a partition count of a few dozen
 per worker affords.
 
+Being fenced is the mechanism working, not a failure (Faust crashes on it and repeats
+events after a rebalance: faust-streaming #323): :class:`PartitionLost` tells the engine
+to drop the partition's in-flight work; a fenced producer is never replaced, since a new
+one would fence the rightful owner back. After opening its producers the engine reads
+the committed offsets again: the consumer fetched them while joining, possibly before a
+zombie's last commit, and nothing can move them once the producer is initialised.
+
 Records Kafka refuses for what they are (larger than the topic's ``max.message.bytes``)
 follow the at_least_once rule (streams/processing/processor.py): the transaction is
 aborted and retried for ``refused_record_grace_s``; after that it is retried once with
