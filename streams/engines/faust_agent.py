@@ -119,6 +119,7 @@ class FaustEngine:
         self.app.agent(topic, name="contentstream.analyze")(self._agent)
         self.app.on_partitions_assigned.connect(self._assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._revoked)  # type: ignore[arg-type]
+        self._owned: set[TopicPartition] = set()
         self._ledger = OffsetLedger()
         self._unacked: dict[TopicPartition, deque[EventT[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,15 +161,20 @@ class FaustEngine:
         # noack_take leaves every acknowledgement to us (take_events would ack a batch
         # as soon as the next one is asked for, while it is still being processed).
         batches = cast(Stream[Any], stream).noack_take(self._take, within=TAKE_WITHIN_S)
-        async for events in batches:
-            while self._in_flight + len(events) > self._limit and not self._stopping.is_set():
+        async for taken in batches:
+            while self._in_flight + len(taken) > self._limit and not self._stopping.is_set():
                 self._room.clear()
                 await self._room.wait()
             if self._stopping.is_set():
                 # Shutting down: these are neither started nor acknowledged, so the
                 # next owner of their partitions processes them. Take nothing more.
                 await asyncio.get_running_loop().create_future()
-            self._launch(stream, list(events))
+            # Taken before a revocation, processed after it: acknowledging them would
+            # leave Faust acked offsets below what the partition's next owner commits,
+            # a gap that stops this worker's commits if the partition comes back.
+            events = [e for e in taken if (e.message.topic, e.message.partition) in self._owned]
+            if events:
+                self._launch(stream, events)
 
     def _launch(self, stream: faust.StreamT[Any], events: list[EventT[Any]]) -> None:
         records = [to_record(event) for event in events]
@@ -223,12 +229,15 @@ class FaustEngine:
     # ------------------------------------------------------------------ group events
 
     async def _assigned(self, app: faust.App, assigned: set[Any], **_: Any) -> None:
-        self._on_assigned({(tp.topic, tp.partition) for tp in assigned})
+        # Faust pauses the partitions until this returns: no event of theirs comes first.
+        self._owned = {(tp.topic, tp.partition) for tp in assigned}
+        self._on_assigned(set(self._owned))
 
     async def _revoked(self, app: faust.App, revoked: set[Any], **_: Any) -> None:
         # Faust has already dropped its acknowledgements of these partitions: what is
         # still in flight is processed again by their next owner (at least once).
         gone = {(tp.topic, tp.partition) for tp in revoked}
+        self._owned -= gone
         self._ledger.forget(gone)
         for tp in gone:
             self._unacked.pop(tp, None)

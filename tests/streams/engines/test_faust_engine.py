@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP
+
 from streams.engines.faust_agent import FaustEngine
 from streams.kafka.publisher import results_publisher
 from streams.kafka.records import InputRecord
@@ -63,13 +65,18 @@ class ScriptedProcessor:
 
 def engine(processor: ScriptedProcessor, **settings: Any) -> FaustEngine:
     config = Settings(**settings)
-    return FaustEngine(
+    e = FaustEngine(
         config,
         processor,  # type: ignore[arg-type]
         results_publisher(config),  # never started: the processor is scripted
         on_assigned=lambda _: None,
         on_revoked=lambda _: None,
     )
+    return e
+
+
+async def assign(e: FaustEngine, *partitions: int) -> None:
+    await e._assigned(e.app, {TP("raw", p) for p in partitions})
 
 
 async def test_acknowledgements_follow_offset_order_and_wait_for_earlier_batches() -> None:
@@ -82,6 +89,7 @@ async def test_acknowledgements_follow_offset_order_and_wait_for_earlier_batches
     # The first batch is the slowest: nothing of partition 0 may be acknowledged before it.
     processor = ScriptedProcessor({0: 0.2})
     e = engine(processor, in_flight_limit=100)
+    await assign(e, 0, 1)
     agent = asyncio.ensure_future(e._agent(stream))  # type: ignore[arg-type]
     try:
         await asyncio.sleep(0.1)
@@ -100,6 +108,7 @@ async def test_never_more_events_in_flight_than_the_limit() -> None:
     stream = ScriptedStream([[event(o), event(o + 1)] for o in range(0, 40, 2)])
     processor = ScriptedProcessor({o: 0.02 for o in range(40)})
     e = engine(processor, in_flight_limit=4)
+    await assign(e, 0, 1)
     agent = asyncio.ensure_future(e._agent(stream))  # type: ignore[arg-type]
     try:
         for _ in range(100):
@@ -117,6 +126,7 @@ async def test_after_drain_nothing_more_is_taken_or_acknowledged() -> None:
     stream = ScriptedStream([[event(0)], [event(1)], [event(2)]])
     processor = ScriptedProcessor({0: 0.05, 1: 0.05})
     e = engine(processor, in_flight_limit=2)  # the third batch waits for room
+    await assign(e, 0, 1)
     agent = asyncio.ensure_future(e._agent(stream))  # type: ignore[arg-type]
     try:
         await asyncio.sleep(0.01)
@@ -124,6 +134,23 @@ async def test_after_drain_nothing_more_is_taken_or_acknowledged() -> None:
         await asyncio.sleep(0.05)
         assert processor.seen == [[0], [1]]
         assert stream.acked == [(0, 0), (0, 1)]
+    finally:
+        agent.cancel()
+        await e.stop()
+
+
+async def test_events_of_a_revoked_partition_are_neither_processed_nor_acknowledged() -> None:
+    # Taken (buffered) before the revocation, handed over after it.
+    stream = ScriptedStream([[event(0, partition=0), event(0, partition=1)]])
+    processor = ScriptedProcessor({})
+    e = engine(processor, in_flight_limit=100)
+    await assign(e, 0, 1)
+    await e._revoked(e.app, {TP("raw", 1)})
+    agent = asyncio.ensure_future(e._agent(stream))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.05)
+        assert processor.seen == [[0]]
+        assert stream.acked == [(0, 0)]
     finally:
         agent.cancel()
         await e.stop()
