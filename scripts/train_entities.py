@@ -26,6 +26,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -298,6 +299,55 @@ def drop_overlapping(fragments: list[Sentence], guarded: list[Sentence]) -> list
     return [s for s in fragments if s.text not in joined]
 
 
+def _char_contexts(sentence: Sentence) -> Iterator[tuple[str, int, bool]]:
+    """(character bigram, index of the character in it, is it a one-character name?) for
+    every character outside the longer names of ``sentence``."""
+    single = {start for start, end, _ in sentence.spans if end - start == 1}
+    covered = {i for start, end, _ in sentence.spans if end - start > 1 for i in range(start, end)}
+    text = sentence.text
+    for i in range(len(text)):
+        if i in covered:
+            continue
+        if i > 0:
+            yield text[i - 1 : i + 1], 1, i in single
+        if i + 1 < len(text):
+            yield text[i : i + 2], 0, i in single
+
+
+def abbreviation_contexts(annotated: list[Sentence]) -> set[tuple[str, int]]:
+    """Bigram contexts in which the fully annotated corpora (People's Daily, MSRA) mark a
+    one-character name at least twice and in 80%+ of its occurrences: 中美, 访华, 在京."""
+    named: dict[tuple[str, int], int] = {}
+    seen: dict[tuple[str, int], int] = {}
+    for sentence in annotated:
+        for bigram, at, is_name in _char_contexts(sentence):
+            seen[bigram, at] = seen.get((bigram, at), 0) + 1
+            if is_name:
+                named[bigram, at] = named.get((bigram, at), 0) + 1
+    return {key for key, n in named.items() if n >= 2 and n >= 0.8 * seen[key]}
+
+
+def drop_unlabelled_abbreviations(
+    fragments: list[Sentence], annotated: list[Sentence]
+) -> list[Sentence]:
+    """Fragments without a one-character name left unlabelled.
+
+    The People's Daily fragments mark no one-character name at all (美国驻华大使: 华 is O;
+    中日关系: 中 and 日 are O), where People's Daily and MSRA mark 9% of their names that way
+    (华, 中, 美 as LOC). Trained on both, the tagger learnt that a single character is never
+    a name and missed nearly all of them (19 predicted of 101 in the People's Daily
+    held-out sentences). A fragment with such a character in a context the annotated
+    corpora mark as a name is dropped (657 of 35,198)."""
+    contexts = abbreviation_contexts(annotated)
+    return [
+        s
+        for s in fragments
+        if not any(
+            not is_name and (bigram, at) in contexts for bigram, at, is_name in _char_contexts(s)
+        )
+    ]
+
+
 def training_data(
     spec: str, splits: set[Split], scheme: dict[str, str] | None
 ) -> list[tuple[Sentence, int, str | None]]:
@@ -315,6 +365,10 @@ def training_data(
             before = len(rows)
             rows = drop_overlapping(rows, guarded)
             print(f"{name}: {before - len(rows)} fragments inside held-out sentences dropped")
+            annotated = [s for g in GUARDED_SOURCES for s in sentences(g, splits)]
+            before = len(rows)
+            rows = drop_unlabelled_abbreviations(rows, annotated)
+            print(f"{name}: {before - len(rows)} fragments with unlabelled one-character names")
         domain = None
         if scheme is not None:
             domain = PD_DOMAIN if name in PD_LIKE else scheme.get(name, "o")
