@@ -10,11 +10,11 @@ on SST-2, IMDB and UCI Amazon with news sentences as neutral anchors
 (``analyzers.sentiment_en``, models/sentiment_en/MODEL_CARD.md).
 
 Both models are binary. Their probability of "positive", calibrated on held-out data (a
-temperature, or the Chinese stack's fitted weights), is turned into three classes by giving the neutral class the
-mass the model leaves undecided: ``neutral = prior * (1 - |2q - 1|) ** power``. A text
-with no sentiment signal (no known features, or positive ≈ negative) is neutral; the
-rest of the mass is split in the ratio q : 1 - q, so positive and negative keep their
-order even when the label is neutral.
+temperature, or the Chinese stack's fitted weights), is turned into three classes by
+giving the neutral class the mass the model leaves undecided: ``neutral = prior * (1 -
+|2q - 1|) ** power``. A text with no sentiment signal (no known features, or positive ≈
+negative) is neutral; the rest of the mass is split in the ratio q : 1 - q, so positive
+and negative keep their order even when the label is neutral.
 """
 
 from __future__ import annotations
