@@ -757,14 +757,12 @@ class BatchProcessor:
                 outputs = await self._deliver(outputs)
         else:
             outputs = await self._deliver(outputs)
-        now = time.time()
-        acknowledged = time.monotonic()
-        latencies: list[float] = []
-        processing: list[float] = []
+        taken: list[float] = []
+        produced_at: list[float] = []
         for item, message, outcome in outputs:
             outcomes[outcome] += 1
             if message is not None:
-                processing.append(acknowledged - item.taken_at)
+                taken.append(item.taken_at)
             if item.trace is not None:
                 item.trace.event_done(
                     item.index, outcome.value, item.event.id if item.event else None
@@ -772,11 +770,27 @@ class BatchProcessor:
             if message is not None and item.event is not None:
                 produced = produced_at_s(item.event)
                 if produced is not None:
-                    latencies.append(max(0.0, now - produced))
+                    produced_at.append(produced)
             if item.event is not None:
                 self._end_turn(item, published=message is not None)
-        observe_values(self._metrics.end_to_end_latency, latencies)
-        observe_values(self._metrics.processing_latency, processing)
+        batch_outputs = _BATCH_OUTPUTS.get()
+        if batch_outputs is None:
+            self._observe_latencies(taken, produced_at)
+        else:  # exactly_once: an output is out once its transaction commits
+            batch_outputs.on_commit.append(
+                functools.partial(self._observe_committed, taken, produced_at)
+            )
+
+    def _observe_latencies(self, taken: list[float], produced_at: list[float]) -> None:
+        """Latencies of outputs out now: since the processor took their records in
+        (``time.monotonic()``), and since their events were produced (epoch seconds)."""
+        now = time.time()
+        out = time.monotonic()
+        observe_values(self._metrics.end_to_end_latency, [max(0.0, now - p) for p in produced_at])
+        observe_values(self._metrics.processing_latency, [out - t for t in taken])
+
+    async def _observe_committed(self, taken: list[float], produced_at: list[float]) -> None:
+        self._observe_latencies(taken, produced_at)
 
 
 def _refusal_reason(message: Outgoing, exc: BaseException) -> str:

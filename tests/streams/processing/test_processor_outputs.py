@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError
+from prometheus_client import generate_latest
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.events import ALL_ANALYSES
@@ -49,7 +50,9 @@ class DelayedQueue:
 
 
 def make(
-    delays: dict[str, float] | None = None, policy: str = "reuse"
+    delays: dict[str, float] | None = None,
+    policy: str = "reuse",
+    metrics: WorkerMetrics | None = None,
 ) -> tuple[BatchProcessor, NoPublishing]:
     publisher = NoPublishing()
     processor = BatchProcessor(
@@ -62,7 +65,7 @@ def make(
         dead_letter_topic="dlq",
         max_peek_bytes=100_000,
         dedup=LruDedupStore(max_entries=100, ttl_s=60),
-        metrics=WorkerMetrics(),
+        metrics=metrics or WorkerMetrics(),
         analyzer_versions=lambda: {"keywords": "k1"},
     )
     return processor, publisher
@@ -149,3 +152,21 @@ async def test_analyses_are_remembered_only_once_their_transaction_committed() -
     repeat = BatchOutputs()
     outcomes = await processor.process([ev(1, "y", "同一段文本")], outputs=repeat)
     assert outcomes == Counter({Outcome.DROPPED: 1}) and repeat.messages == []
+
+
+def latency_count(metrics: WorkerMetrics) -> float:
+    for line in generate_latest(metrics.registry).decode().splitlines():
+        if line.startswith("contentstream_processing_latency_seconds_count "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_latencies_are_observed_when_the_transaction_commits() -> None:
+    metrics = WorkerMetrics()
+    processor, _ = make(metrics=metrics)
+    outputs = BatchOutputs()
+    await processor.process([ev(0, "a", "文本一"), ev(1, "b", "文本二")], outputs=outputs)
+    assert latency_count(metrics) == 0, "buffered is not out yet"
+    for after in outputs.on_commit:
+        await after()
+    assert latency_count(metrics) == 2
