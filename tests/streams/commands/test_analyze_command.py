@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from analyzers.stages import stages_restored
 from schemas.content_hash import content_hash
 from schemas.errors import EventRejected
 from schemas.events import AnalysisName
@@ -222,7 +223,8 @@ def test_a_stage_added_by_the_pipeline_factory_module_is_in_the_results(
         {"id": "asks", "text": "今天天气很好。我们去公园！", "analyses": ["readability"]},
         {"id": "default", "text": "One sentence. Two sentences."},
     ]
-    out = _run(tmp_path, rows, "--analyses", "language,readability", "--processes", "1")
+    with stages_restored("plugin_stages"):  # the declaration must not outlive this test
+        out = _run(tmp_path, rows, "--analyses", "language,readability", "--processes", "1")
     assert [r["extensions"]["readability"]["sentences"] for r in out] == [2, 2]
     assert out[0]["language"] is None and out[1]["language"] == "en"
     assert out[1]["analyzer_versions"]["readability"] == "readability-1"
