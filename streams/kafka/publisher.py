@@ -60,11 +60,17 @@ class KafkaPublisher:
                 await self._producer.stop()
 
     async def publish(self, messages: list[Outgoing]) -> None:
+        """Raises PartlyPublished when some partitions' records were acknowledged and
+        others not, so that only those others are sent again."""
         generation = self._generation
         try:
             await self._publish(messages)
         except PRODUCER_SEQUENCE_BREAKERS as exc:
             await self._renew(generation, exc)
+            raise
+        except PartlyPublished as partly:
+            if isinstance(partly.cause, PRODUCER_SEQUENCE_BREAKERS):
+                await self._renew(generation, partly.cause)
             raise
 
     async def _renew(self, generation: int, cause: Exception) -> None:
@@ -100,8 +106,9 @@ class KafkaPublisher:
                 partitions = by_topic[m.topic] = await self._partitions_of(m.topic)
             partition = partition_for(m.key, partitions)
             by_partition.setdefault((m.topic, partition), []).append(m)
-        acks = []
+        sent: list[tuple[list[Outgoing], list[asyncio.Future[object]]]] = []
         for (topic, partition), group in by_partition.items():
+            acks = []
             batch = producer.create_batch()
             for m in group:
                 if batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers):
@@ -112,7 +119,31 @@ class KafkaPublisher:
                 if not batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers):
                     raise ValueError(f"record of {len(m.value)} bytes exceeds the batch size")
             acks.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*acks)
+            sent.append((group, acks))
+        answers = await asyncio.gather(
+            *(asyncio.gather(*acks) for _, acks in sent), return_exceptions=True
+        )
+        failed = [
+            (group, answer)
+            for (group, _), answer in zip(sent, answers, strict=True)
+            if isinstance(answer, BaseException)
+        ]
+        if not failed:
+            return
+        cause = failed[0][1]
+        if not isinstance(cause, Exception) or len(failed) == len(sent):
+            raise cause
+        # Sending the acknowledged partitions' records again would duplicate them.
+        raise PartlyPublished([m for group, _ in failed for m in group], cause) from cause
+
+
+class PartlyPublished(Exception):
+    """Records of some partitions were acknowledged, those in ``pending`` were not."""
+
+    def __init__(self, pending: list[Outgoing], cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.pending = pending
+        self.cause = cause
 
 
 def results_publisher(settings: Settings) -> KafkaPublisher:

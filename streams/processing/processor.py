@@ -58,6 +58,7 @@ from streams.kafka.headers import (
     OwnHeaders,
     with_trace,
 )
+from streams.kafka.publisher import PartlyPublished
 from streams.kafka.records import Headers, InputRecord, Outgoing
 from streams.kafka.transactions import BatchOutputs, Buffered
 from streams.operations.metrics import WorkerMetrics, observe_values
@@ -681,33 +682,33 @@ class BatchProcessor:
         if buffer is not None:
             buffer.messages.extend(self._buffered(o) for o in outputs if o[1] is not None)
             return outputs
-        messages = [m for _, m, _ in outputs if m is not None]
+        # Outputs whose message Kafka has not acknowledged yet; only those are sent again.
+        pending = [o for o in outputs if o[1] is not None]
         delay = self._backoff
-        while messages:
+        while pending:
             try:
-                await self._publisher.publish(messages)
+                await self._publisher.publish([m for _, m, _ in pending if m is not None])
                 break
             except asyncio.CancelledError:
                 raise
-            except RECORD_REFUSALS as exc:
+            except Exception as raised:
+                error, pending = _unacknowledged(raised, pending)
+            if isinstance(error, RECORD_REFUSALS):
                 now = time.monotonic()
                 refused_since = now if refused_since is None else refused_since
                 if now - refused_since >= self._refusal_grace:
-                    if len(messages) > 1:
+                    done = [o for o in outputs if not any(o is p for p in pending)]
+                    if len(pending) > 1:
                         # Which one? A batch can also be refused for its total size.
-                        delivered: list[_Output] = []
-                        for output in outputs:
-                            delivered += await self._deliver([output], refused_since)
-                        return delivered
-                    replaced = [self._instead_of_refused(o, exc) for o in outputs]
-                    if replaced != outputs:
-                        return await self._deliver(replaced, refused_since)
-                error: Exception = exc
-            except Exception as exc:
-                error = exc
+                        for output in pending:
+                            done += await self._deliver([output], refused_since)
+                        return done
+                    replaced = [self._instead_of_refused(o, error) for o in pending]
+                    if replaced != pending:
+                        return done + await self._deliver(replaced, refused_since)
             log.error(
                 "could not publish %d record(s) (%s: %s); retrying in %.1fs",
-                len(messages),
+                len(pending),
                 type(error).__name__,
                 error,
                 delay,
@@ -791,6 +792,14 @@ class BatchProcessor:
 
     async def _observe_committed(self, taken: list[float], produced_at: list[float]) -> None:
         self._observe_latencies(taken, produced_at)
+
+
+def _unacknowledged(raised: Exception, pending: list[_Output]) -> tuple[Exception, list[_Output]]:
+    """Why a publish failed, and which of its outputs still wait for Kafka."""
+    if not isinstance(raised, PartlyPublished):
+        return raised, pending
+    waiting = {id(m) for m in raised.pending}
+    return raised.cause, [o for o in pending if id(o[1]) in waiting]
 
 
 def _refusal_reason(message: Outgoing, exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from aiokafka.errors import (
 )
 
 from streams.engines.batch import BatchEngine
-from streams.kafka.publisher import KafkaPublisher, results_publisher
+from streams.kafka.publisher import KafkaPublisher, PartlyPublished, results_publisher
 from streams.kafka.records import InputRecord, Outgoing, TopicPartition
 from streams.kafka.transactions import BatchOutputs, Buffered, PartitionLost
 from streams.settings import Settings
@@ -200,6 +200,35 @@ async def test_the_publisher_replaces_its_producer_once_after_a_refused_record(
     assert len(made) == 2 and made[0].stopped and made[1].started
     await publisher.publish([message])
     assert made[1].sent == [("out", 0)]
+
+
+class TopicRefusingProducer(FakeProducer):
+    """The broker answers each partition's batch on its own: ``refused`` topics fail."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__(None)
+        self.refused = refused
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if topic == self.refused:
+            future.set_exception(MessageSizeTooLargeError())
+        else:
+            self.sent.append((topic, partition))
+            future.set_result(None)
+        return future
+
+
+async def test_a_publish_partly_refused_names_only_the_records_not_acknowledged() -> None:
+    publisher = KafkaPublisher(lambda: TopicRefusingProducer("dlq"))
+    await publisher.start()
+    result, letter = Outgoing("out", b"k", b"v", []), Outgoing("dlq", b"k", b"big", [])
+    with pytest.raises(PartlyPublished) as raised:
+        await publisher.publish([result, letter])
+    assert raised.value.pending == [letter]
+    assert isinstance(raised.value.cause, MessageSizeTooLargeError)
+    with pytest.raises(MessageSizeTooLargeError):  # nothing acknowledged: the error itself
+        await publisher.publish([letter])
 
 
 async def test_other_failures_keep_the_producer() -> None:

@@ -14,6 +14,7 @@ from analyzers.pipeline import AnalysisRequest
 from schemas.errors import InvalidEvent, ServiceUnavailable, StageTimeout
 from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
+from streams.kafka.publisher import PartlyPublished
 from streams.kafka.records import InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
 from streams.processing.decoding import EventDecoder
@@ -306,6 +307,39 @@ async def test_a_refused_dead_letter_goes_out_without_the_original() -> None:
     assert headers["contentstream-error-code"] == b"EMPTY_TEXT"
     assert b"MessageSizeTooLargeError" in headers["contentstream-original-dropped"]
     assert headers["contentstream-source-offset"] == b"7"
+
+
+class PerPartitionPublisher(RefusingPublisher):
+    """Kafka acknowledges each partition's records on their own: here every record is its
+    own partition, so the records within the limit are written even when another is refused."""
+
+    async def publish(self, messages: list[Outgoing]) -> None:
+        await asyncio.sleep(0)
+        refused = [m for m in messages if len(m.value) > self.limits.get(m.topic, 1 << 30)]
+        if not refused:
+            await RecordingPublisher.publish(self, messages)
+            return
+        self.refusals += 1
+        written = [m for m in messages if all(m is not r for r in refused)]
+        if not written:
+            raise MessageSizeTooLargeError()
+        self.sent.extend(written)
+        raise PartlyPublished(refused, MessageSizeTooLargeError())
+
+
+async def test_records_kafka_acknowledged_are_not_sent_again_when_another_is_refused() -> None:
+    publisher = PerPartitionPublisher({"dlq": 80})
+    processor, _, _, _ = make(policy="off", publisher=publisher, refused_record_grace_s=0.0)
+    padded = b'{"id": "big", "text": "", "padding": "' + b"p" * 100 + b'"}'
+    # Two dead letters in one publish: the small one is written, the big one refused.
+    outcomes = await asyncio.wait_for(
+        processor.process([rec(0, None, raw=b"{}"), rec(1, None, raw=padded)]), 10
+    )
+    assert outcomes == Counter({Outcome.DEAD_LETTERED: 2})
+    offsets = sorted(dict(m.headers)["contentstream-source-offset"] for m in publisher.sent)
+    assert offsets == [b"0", b"1"], "each dead letter once"
+    (dropped,) = [m for m in publisher.sent if m.value == b""]
+    assert b"MessageSizeTooLargeError" in dict(dropped.headers)["contentstream-original-dropped"]
 
 
 async def test_a_refused_record_waits_while_the_limit_may_still_be_raised() -> None:
