@@ -55,7 +55,7 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.kafka.clients import RECORD_REFUSALS
-from streams.kafka.publisher import KafkaPublisher
+from streams.kafka.publisher import KafkaPublisher, PartlyPublished
 from streams.kafka.records import Outgoing, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -246,8 +246,12 @@ class PartitionTransactions:
                     raise _Refused(index, exc) from exc
         elif entries:
             # publish() returns once every record is acknowledged or raises: aiokafka
-            # would commit a transaction in which a record failed.
-            await publisher.publish([entry.message for entry in entries])
+            # would commit a transaction in which a record failed. What was acknowledged
+            # goes with the aborted transaction, so all of it is sent again.
+            try:
+                await publisher.publish([entry.message for entry in entries])
+            except PartlyPublished as partly:
+                raise partly.cause from partly
         offsets = {KafkaTopicPartition(*self.tp): OffsetAndMetadata(end, "")}
         await producer.send_offsets_to_transaction(offsets, self._group_id)
         await producer.commit_transaction()
