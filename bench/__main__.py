@@ -3,7 +3,8 @@
     python -m bench [--quick] [--only NAME[,NAME...]] [--results-dir DIR]
 
 Suites: analysis (analysis-only limit), transport (worker with language only vs a
-plain aiokafka loop), e2e (full worker: saturation, latency at 100%/50%), tutorial
+plain aiokafka loop), e2e (full worker: saturation, latency at 100%/50%), e2e_faust
+(the same with the Faust engine: saturation), tutorial
 (the seed tutorial's design), scaling (1 vs 2 workers), memory (peak RSS of the
 workers measured above), analyzers (bench/analyzers.py), model_stage
 (bench/model_stage.py), http (bench/http_api.py: the HTTP API vs its analysis-only
@@ -41,6 +42,7 @@ SUITES = (
     "analysis",
     "transport",
     "e2e",
+    "e2e_faust",
     "tutorial",
     "scaling",
     "memory",
@@ -49,7 +51,7 @@ SUITES = (
     "http",
     "tracing",
 )
-KAFKA_SUITES = {"transport", "e2e", "tutorial", "scaling", "memory"}
+KAFKA_SUITES = {"transport", "e2e", "e2e_faust", "tutorial", "scaling", "memory"}
 READY_TIMEOUT_S = 300.0
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results"
 
@@ -133,6 +135,12 @@ def acceptance(results: dict[str, SuiteResult]) -> list[Check]:
             "end to end / analysis-only limit",
             ratio(e2e, figure(results, "analysis", "docs_per_s")),
             0.85,
+        ),
+        Check(
+            # The same processor behind Faust's agent: its stream machinery is the gap.
+            "Faust engine / batch engine, end to end",
+            ratio(figure(results, "e2e_faust", "events_per_s"), e2e),
+            0.7,
         ),
         Check(
             "end to end / tutorial design",
@@ -403,7 +411,7 @@ def tracing_suite(quick: bool, results_dir: Path) -> SuiteResult:
 
 def build_suites(ctx: BenchContext, names: Sequence[str]) -> list[Suite]:
     from bench.baseline_tutorial import TutorialSuite
-    from bench.end_to_end import AnalysisOnlySuite, EndToEndSuite
+    from bench.end_to_end import AnalysisOnlySuite, EndToEndSuite, FaustEndToEndSuite
     from bench.scaling import ScalingSuite
     from bench.transport import TransportSuite
 
@@ -411,6 +419,7 @@ def build_suites(ctx: BenchContext, names: Sequence[str]) -> list[Suite]:
         "analysis": AnalysisOnlySuite,
         "transport": TransportSuite,
         "e2e": EndToEndSuite,
+        "e2e_faust": FaustEndToEndSuite,
         "tutorial": TutorialSuite,
         "scaling": ScalingSuite,
     }

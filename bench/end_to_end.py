@@ -308,3 +308,51 @@ class EndToEndSuite:
 
     async def close(self) -> None:
         await asyncio.to_thread(stop_workers, self.workers)
+
+
+class FaustEndToEndSuite:
+    """The Faust engine's saturation rate, beside the batch engine's (e2e) in one run:
+    the same processor behind a Faust agent that takes batches (README, Engines)."""
+
+    name = "e2e_faust"
+
+    def __init__(self, ctx: BenchContext) -> None:
+        self.ctx = ctx
+        self.deployment = Deployment(ctx, "e2e_faust")
+        self.workers = [WorkerProcess(self.deployment, "w1", CONTENTSTREAM_ENGINE="faust")]
+
+    async def prepare(self) -> None:
+        await self.deployment.create_topics()
+        for w in self.workers:
+            w.start()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        await asyncio.gather(*(w.wait_ready(timeout_s) for w in self.workers))
+
+    async def measure(self) -> SuiteResult:
+        result = SuiteResult(self.name)
+        count = saturation_count(self.ctx)
+        texts = [f"{t} faust" for t in numbered_texts(self.ctx.corpus.texts, count)]
+        try:
+            saturation = await burst_through(
+                self.deployment, "sat", texts, 60.0 + count / 50.0, self.workers
+            )
+        finally:
+            await self.close()
+        result.figures = {"events_per_s": saturation["events_per_s"]}
+        result.rows = [
+            (
+                "Faust engine end to end, saturation (events/s)",
+                f"{saturation['events_per_s']:,.0f}",
+            ),
+            (
+                "Faust engine, CPU µs/event: worker process / pool processes",
+                f"{saturation.get('worker_cpu_us_per_event', math.nan):,.0f} / "
+                f"{saturation.get('pool_cpu_us_per_event', math.nan):,.0f}",
+            ),
+        ]
+        result.raw = {"saturation": saturation}
+        return result
+
+    async def close(self) -> None:
+        await asyncio.to_thread(stop_workers, self.workers)

@@ -115,6 +115,7 @@ def test_acceptance_ratios_come_from_side_by_side_figures() -> None:
     results = {
         "analysis": SuiteResult("analysis", figures={"docs_per_s": 1000.0}),
         "e2e": SuiteResult("e2e", figures={"events_per_s": 900.0, "p99_ms_at_50%": 120.0}),
+        "e2e_faust": SuiteResult("e2e_faust", figures={"events_per_s": 720.0}),
         "tutorial": SuiteResult("tutorial", figures={"events_per_s": 300.0}),
         "scaling": SuiteResult(
             "scaling", figures={"one_events_per_s": 400.0, "two_events_per_s": 720.0}
@@ -124,6 +125,7 @@ def test_acceptance_ratios_come_from_side_by_side_figures() -> None:
     assert checks["end to end / analysis-only limit"].value == pytest.approx(0.9)
     assert checks["end to end / analysis-only limit"].verdict == "PASS"
     assert checks["end to end / tutorial design"].value == pytest.approx(3.0)
+    assert checks["Faust engine / batch engine, end to end"].value == pytest.approx(0.8)
     assert checks["2 workers / 1 worker"].verdict == "PASS"
     assert checks["p99 latency at 50% of saturation"].verdict == "PASS"
     assert checks["transport per worker"].verdict == "n/a"  # the suite did not run
