@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from schemas.errors import ConfigurationError, ContentStreamError, ServiceUnavailable
-from streams.operations.redaction import mask_credentials
+from streams.redaction import mask_credentials
 from streams.settings import Settings
 
 DEFAULT_SASL_MECHANISM = "PLAIN"

@@ -21,7 +21,7 @@ from schemas.events import (
     DEFAULT_MAX_METADATA_DEPTH,
     AnalysisName,
 )
-from streams.operations.redaction import mask_credentials
+from streams.redaction import mask_credentials
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})

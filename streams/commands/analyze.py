@@ -270,7 +270,7 @@ def _write(results: Iterable[tuple[int, list[bytes]]], sink: IO[bytes], bar: Any
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from streams.operations.redaction import mask_credentials
+    from streams.redaction import mask_credentials
     from streams.settings import load_settings
 
     try:

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from schemas.errors import ConfigurationError
-    from streams.operations.redaction import mask_credentials
+    from streams.redaction import mask_credentials
 
     parser = build_parser()
     args = parser.parse_args(argv)

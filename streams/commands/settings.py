@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from streams.operations.redaction import mask_credentials
+from streams.redaction import mask_credentials
 from streams.settings import Settings, env_name, load_settings
 
 

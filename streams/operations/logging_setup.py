@@ -8,7 +8,7 @@ is the same configuration as a ``logging.config.dictConfig`` dictionary, which c
 handed to the Faust Worker (``logging_config=``) so that its own setup produces it.
 
 Log lines carry text from outside (event ids, topics, exception messages): both formats
-mask the passwords of URLs (:mod:`streams.operations.redaction`), and the text format escapes
+mask the passwords of URLs (:mod:`streams.redaction`), and the text format escapes
 control characters, so an id holding a newline cannot forge a line of its own and one
 holding ANSI escapes cannot rewrite an operator's terminal.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from streams.operations.redaction import mask_credentials
+from streams.redaction import mask_credentials
 from streams.settings import Settings
 
 # Attributes a LogRecord always has; anything else was passed with ``extra=``.

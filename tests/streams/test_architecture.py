@@ -180,17 +180,8 @@ def test_only_entry_points_import_commands_api_and_the_worker() -> None:
     assert wrong == []
 
 
-# Upward imports known and reported (issue 17), not to be added to: the configuration
-# modules mask credentials with operations/redaction.py, a leaf module that belongs
-# beside them.
-KNOWN_UPWARD = {
-    ("streams.security", "streams.operations.redaction"),
-    ("streams.settings", "streams.operations.redaction"),
-}
-
-
 def test_imports_point_down_the_rooms() -> None:
     upward = [
         (m, t) for m, t in edges() if room(m) != room(t) and LEVELS[room(t)] > LEVELS[room(m)]
     ]
-    assert [edge for edge in upward if edge not in KNOWN_UPWARD] == []
+    assert upward == []

@@ -1,11 +1,11 @@
-"""streams/operations/redaction.py: no password of a URL reaches a terminal or a log."""
+"""streams/redaction.py: no password of a URL reaches a terminal or a log."""
 
 from __future__ import annotations
 
 import pytest
 
 from streams.commands.cli import main
-from streams.operations.redaction import mask_credentials
+from streams.redaction import mask_credentials
 from streams.security import describe_connection_error
 
 
