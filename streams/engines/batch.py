@@ -114,6 +114,9 @@ class BatchEngine:
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self._new_transactions = transactions or self._partition_transactions
         self._transactions: dict[TopicPartition, PartitionTransactions] = {}
+        # Under exactly_once, the partitions whose producers are open and whose committed
+        # offsets were read again: only their records may be processed (see _open_transactions).
+        self._ready: set[TopicPartition] = set()
 
     def _partition_transactions(self, tp: TopicPartition) -> PartitionTransactions:
         settings = self.settings
@@ -165,9 +168,22 @@ class BatchEngine:
                 break  # not started, not acknowledged: the next owner gets them
             if self.exactly_once:
                 # A transaction per input partition: a batch per partition.
+                rewound = False
                 for messages in batches.values():
-                    if messages:
-                        self._launch([to_record(m) for m in messages])
+                    if not messages:
+                        continue
+                    first = messages[0]
+                    if (first.topic, first.partition) not in self._ready:
+                        # Returned while the partition's producers open: processing them
+                        # now could commit them twice once the committed offset is read
+                        # again. Not processed, not skipped: read them again later.
+                        tp = KafkaTopicPartition(first.topic, first.partition)
+                        consumer.seek(tp, first.offset)
+                        rewound = True
+                        continue
+                    self._launch([to_record(m) for m in messages])
+                if rewound:  # no tight loop of fetches while the producers open
+                    await asyncio.sleep(self._poll_timeout_ms / 1000)
                 continue
             records = [to_record(m) for messages in batches.values() for m in messages]
             if records:
@@ -259,6 +275,7 @@ class BatchEngine:
         if self._transactions.get(tp) is not partition:
             return  # revoked already (and maybe assigned again: that is a new partition)
         del self._transactions[tp]
+        self._ready.discard(tp)
         self._ledger.forget({tp})
         if not fenced:
             return
@@ -327,8 +344,10 @@ class BatchEngine:
                 await self.consumer.seek_to_committed(*(KafkaTopicPartition(*tp) for tp in opened))
             except Exception as exc:
                 log.warning("committed offsets not read again (%s: %s)", type(exc).__name__, exc)
+        self._ready |= {tp for tp in tps if tp in self._transactions}
 
     async def on_revoked(self, tps: set[TopicPartition]) -> None:
+        self._ready -= tps
         busy = [tp for tp in tps if self._ledger.in_flight(tp)]
         if busy:
             limit = max(30.0, self.settings.stage_timeout_s * 2 + 5)

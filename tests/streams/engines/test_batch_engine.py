@@ -31,6 +31,8 @@ class ScriptedConsumer:
         self.asked: list[int] = []
         self.paused: set[int] = set()
         self.sought: list[set[tuple[str, int]]] = []
+        self.seeks: list[tuple[tuple[str, int], int]] = []
+        self.ends = {m.partition: m.offset + 1 for poll in polls for m in poll}
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
         self.asked.append(max_records)
@@ -48,6 +50,13 @@ class ScriptedConsumer:
 
     async def seek_to_committed(self, *tps: Any) -> None:
         self.sought.append({(tp.topic, tp.partition) for tp in tps})
+
+    def seek(self, tp: Any, offset: int) -> None:
+        """Rewinds: the records from ``offset`` of that partition come again next poll."""
+        self.seeks.append(((tp.topic, tp.partition), offset))
+        self.polls.insert(
+            0, [message(o, tp.partition) for o in range(offset, self.ends[tp.partition])]
+        )
 
     def pause(self, *tps: Any) -> None:
         self.paused.update(tp.partition for tp in tps)
@@ -322,6 +331,23 @@ async def test_exactly_once_commits_each_partitions_batches_in_offset_order() ->
     assert all(len({o // 100 for o in batch}) == 1 for batch in processor.seen)
     assert consumer.commits == [], "offsets go in the transactions only"
     assert sorted(processor.committed) == [o + 100 * p for p in (0, 1) for o in range(12)]
+
+
+async def test_records_returned_before_the_partitions_producers_open_are_read_again() -> None:
+    # aiokafka returns records of a new assignment while the rebalance listener still
+    # opens the partition's producers and reads its committed offset again; processed
+    # then, they would be committed twice after that read moves the position back.
+    consumer = ScriptedConsumer([[message(o) for o in range(4)]])
+    processor = ScriptedProcessor({})
+    e, _, log = eos_engine(consumer, processor, in_flight_limit=100)
+    run = asyncio.ensure_future(e.run())
+    await asyncio.sleep(0.05)
+    assert processor.seen == [] and consumer.seeks[0] == (("raw", 0), 0)
+    await e.on_assigned({("raw", 0)})
+    await asyncio.sleep(0.1)
+    await e.drain(1)
+    await run
+    assert log == [(("raw", 0), [f"0:{o}".encode() for o in range(4)], 4)], "each output once"
 
 
 async def test_a_fenced_partition_is_dropped_and_paused_and_the_rest_goes_on() -> None:
