@@ -44,7 +44,7 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.engines.offsets import OffsetLedger, Slot
-from streams.engines.waiting import drain, wait_set
+from streams.engines.waiting import InFlight, wait_set
 from streams.kafka.clients import make_consumer, make_transactional_producer
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
@@ -95,16 +95,11 @@ class BatchEngine:
         self.publisher = publisher  # the processor's: started and stopped here
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
-        self._on_in_flight = on_in_flight
         self._poll_timeout_ms = poll_timeout_ms
         self._limit = settings.in_flight_limit
         self._ledger = OffsetLedger()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
-        self._room = asyncio.Event()
-        self._room.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._flight = InFlight(on_in_flight)
         self._stopping = asyncio.Event()
         self._last_commit = time.monotonic()
         self._commit_lock = asyncio.Lock()
@@ -130,7 +125,7 @@ class BatchEngine:
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self._flight.count
 
     async def start(self) -> None:
         settings = self.settings
@@ -156,13 +151,13 @@ class BatchEngine:
         assert self.consumer is not None
         consumer = self.consumer
         while not self._stopping.is_set():
-            if self._in_flight >= self._limit:
-                self._room.clear()
-                await self._wait_first(self._room.wait())
+            if self._flight.count >= self._limit:
+                self._flight.room.clear()
+                await self._wait_first(self._flight.room.wait())
                 continue
             # At most half the limit per poll, so a next batch is always on its way
             # while one is being analysed.
-            room = min(self._limit - self._in_flight, max(1, self._limit // 2))
+            room = min(self._limit - self._flight.count, max(1, self._limit // 2))
             batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=room)
             if self._stopping.is_set():
                 break  # not started, not acknowledged: the next owner gets them
@@ -207,10 +202,7 @@ class BatchEngine:
         for record in records:
             ends[record.tp] = record.offset + 1
         slots = [self._ledger.add(tp, end) for tp, end in ends.items()]
-        self._in_flight += len(records)
-        self._idle.clear()
-        if self._on_in_flight is not None:
-            self._on_in_flight(self._in_flight)
+        self._flight.add(len(records))
         task = asyncio.ensure_future(self._run_batch(records, slots))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -235,12 +227,7 @@ class BatchEngine:
             self._fatal = exc
             self._stopping.set()
         finally:
-            self._in_flight -= len(records)
-            if self._on_in_flight is not None:
-                self._on_in_flight(self._in_flight)
-            self._room.set()
-            if self._in_flight == 0:
-                self._idle.set()
+            self._flight.remove(len(records))
 
     async def _process_transactional(self, records: list[InputRecord], slot: Slot) -> None:
         outputs = BatchOutputs()
@@ -316,7 +303,7 @@ class BatchEngine:
             self._ledger.committed(offsets)
 
     async def wait_idle(self, timeout_s: float) -> bool:
-        return await wait_set(self._idle, timeout_s)
+        return await wait_set(self._flight.idle, timeout_s)
 
     # ------------------------------------------------------------------ group events
 
@@ -365,7 +352,7 @@ class BatchEngine:
     async def drain(self, timeout_s: float) -> bool:
         """Stop polling, finish in-flight batches, commit; True if all finished."""
         self._stopping.set()
-        done = await drain(self._idle, timeout_s, lambda: self._in_flight)
+        done = await self._flight.drain(timeout_s)
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.commit()

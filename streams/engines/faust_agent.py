@@ -36,7 +36,7 @@ from faust.streams import Stream
 from faust.types import EventT
 
 from streams.engines.offsets import OffsetLedger, Slot
-from streams.engines.waiting import drain
+from streams.engines.waiting import InFlight
 from streams.kafka.clients import MAX_RECORD_BYTES
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
@@ -102,7 +102,6 @@ class FaustEngine:
         self.publisher = publisher
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
-        self._on_in_flight = on_in_flight
         self._limit = settings.in_flight_limit
         self._take = max(1, self._limit // 2)  # so a next batch is on its way meanwhile
         self._datadir = tempfile.mkdtemp(prefix="contentstream-faust-")
@@ -123,17 +122,14 @@ class FaustEngine:
         self._ledger = OffsetLedger()
         self._unacked: dict[TopicPartition, deque[EventT[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
-        self._room = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._flight = InFlight(on_in_flight)
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
         self.finished = 0
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self._flight.count
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -162,9 +158,9 @@ class FaustEngine:
         # as soon as the next one is asked for, while it is still being processed).
         batches = cast(Stream[Any], stream).noack_take(self._take, within=TAKE_WITHIN_S)
         async for taken in batches:
-            while self._in_flight + len(taken) > self._limit and not self._stopping.is_set():
-                self._room.clear()
-                await self._room.wait()
+            while self._flight.count + len(taken) > self._limit and not self._stopping.is_set():
+                self._flight.room.clear()
+                await self._flight.room.wait()
             if self._stopping.is_set():
                 # Shutting down: these are neither started nor acknowledged, so the
                 # next owner of their partitions processes them. Take nothing more.
@@ -183,10 +179,7 @@ class FaustEngine:
             ends[record.tp] = record.offset + 1
             self._unacked.setdefault(record.tp, deque()).append(event)
         slots = [self._ledger.add(tp, end) for tp, end in ends.items()]
-        self._in_flight += len(records)
-        self._idle.clear()
-        if self._on_in_flight is not None:
-            self._on_in_flight(self._in_flight)
+        self._flight.add(len(records))
         task = asyncio.ensure_future(self._run_batch(stream, records, slots))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -209,12 +202,7 @@ class FaustEngine:
             self._fatal = exc
             self._stopping.set()
         finally:
-            self._in_flight -= len(records)
-            if self._on_in_flight is not None:
-                self._on_in_flight(self._in_flight)
-            self._room.set()
-            if self._in_flight == 0:
-                self._idle.set()
+            self._flight.remove(len(records))
 
     async def _acknowledge(self, stream: faust.StreamT[Any]) -> None:
         """Acknowledge, in offset order, every event whose batch and all earlier
@@ -248,8 +236,8 @@ class FaustEngine:
     async def drain(self, timeout_s: float) -> bool:
         """Take nothing more, finish in-flight batches, commit; True if all finished."""
         self._stopping.set()
-        self._room.set()
-        done = await drain(self._idle, timeout_s, lambda: self._in_flight)
+        self._flight.room.set()
+        done = await self._flight.drain(timeout_s)
         try:
             await self.app.consumer.commit()
         except Exception:

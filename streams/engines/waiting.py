@@ -30,3 +30,34 @@ async def drain(idle: asyncio.Event, timeout_s: float, in_flight: Callable[[], i
         in_flight(),
     )
     return done
+
+
+class InFlight:
+    """Events an engine handed to the processor and that are not finished yet: the
+    bound it keeps (``room``), what its drain and revocations wait for (``idle``), and
+    the gauge it reports to."""
+
+    def __init__(self, report: Callable[[int], None] | None = None) -> None:
+        self.count = 0
+        self.room = asyncio.Event()
+        self.room.set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._report = report
+
+    def add(self, n: int) -> None:
+        self.count += n
+        self.idle.clear()
+        if self._report is not None:
+            self._report(self.count)
+
+    def remove(self, n: int) -> None:
+        self.count -= n
+        if self._report is not None:
+            self._report(self.count)
+        self.room.set()
+        if self.count == 0:
+            self.idle.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        return await drain(self.idle, timeout_s, lambda: self.count)

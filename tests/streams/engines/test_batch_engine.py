@@ -392,7 +392,7 @@ async def test_a_batch_finishing_after_its_partition_was_revoked_commits_nothing
     # go out in the new assignment's transactions (its records are fetched again).
     revoke = asyncio.ensure_future(e.on_revoked({("raw", 0)}))
     await asyncio.sleep(0)
-    e._idle.set()  # as if the bounded wait on revocation had passed
+    e._flight.idle.set()  # as if the bounded wait on revocation had passed
     await revoke
     await e.on_assigned({("raw", 0)})
     await asyncio.sleep(0.4)
