@@ -14,6 +14,13 @@ or method cue at its start, overlap with the first clause and topic words. Engli
 sentences keep the extractive-1 score: centrality plus a position prior (leads carry the
 news). The best ``max_units`` units that fit the length budget are returned in text order.
 
+Each chosen clause is then trimmed to its core (:class:`ClauseTrim`,
+``models/summary/clause_trim.json``): leading jieba words that a title or headline
+leaves out (本文, 为了, 研究, 提出, 一种 ...) and trailing ones (问题, 的, 进行 ...) are
+dropped one at a time while the next word is in the learned set, keeping at least a few
+characters. CSL titles are noun phrases inside the abstract's purpose sentence
+("为了研究X问题" -> "X研究"), so this lifts ROUGE-L there by about 0.03.
+
 The budget is ``target_chars``: a tenth of the text, at least ``min_target_chars``
 (30; on headline/title data floors of 18-30 characters score within noise) and at most
 ``max_chars``. A unit is never cut unless the best one alone is longer than
@@ -29,15 +36,17 @@ import math
 import operator
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from analyzers.segmentation import segment_with_offsets
+from analyzers.segmentation import segment_with_offsets, tag
 from analyzers.sentences import sentence_spans
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "summary" / "clause_ranker.json"
+TRIM_FILE = MODEL_FILE.parent / "clause_trim.json"
 
 _ZH_CLAUSE = re.compile(r"[^，,。；;！？!?：:\n]+[，,。；;！？!?：:\n”’」』）)】》\"]*")
 _SPACE = re.compile(r"\s+")
@@ -151,14 +160,117 @@ def load_ranker(path: Path = MODEL_FILE) -> dict[str, Any]:
     return model
 
 
+@dataclass(frozen=True)
+class ClauseTrim:
+    """Drops leading words in ``lead`` and trailing words in ``tail`` from a clause.
+
+    At most ``max_lead`` / ``max_tail`` words, one at a time from the outside in, and
+    never below ``min_chars`` characters: the greedy walk the word sets were learned
+    for (``scripts/train_summary_ranker.py``: a word is in a set when, at that place, the
+    best trim of a training clause against its title dropped it often enough). The leading
+    walk steps back while the first word kept is tagged (jieba's dictionary tag, first
+    letter) as one a clause cannot start with: an adverb, conjunction, particle or idiom
+    ("设计无处不在" keeps 设计; "提出了一种X" loses 提出, 了 and 一种)."""
+
+    lead: frozenset[str]
+    tail: frozenset[str]
+    max_lead: int = 4
+    max_tail: int = 3
+    min_chars: int = 4
+    no_start: frozenset[str] = frozenset("cdilu")
+
+    @classmethod
+    def from_rates(
+        cls,
+        lead_rates: Mapping[str, float],
+        tail_rates: Mapping[str, float],
+        lead_threshold: float,
+        tail_threshold: float,
+        *,
+        max_lead: int,
+        max_tail: int,
+        min_chars: int,
+    ) -> ClauseTrim:
+        """The words whose drop rate is above the threshold."""
+        return cls(
+            frozenset(w for w, rate in lead_rates.items() if rate > lead_threshold),
+            frozenset(w for w, rate in tail_rates.items() if rate > tail_threshold),
+            max_lead=max_lead,
+            max_tail=max_tail,
+            min_chars=min_chars,
+        )
+
+    def span(self, words: Sequence[str], tags: Sequence[str]) -> tuple[int, int]:
+        """``(start, end)``: the words kept are ``words[start:end]`` (``tags``: theirs)."""
+        start, end = 0, len(words)
+        lead, tail = self.lead, self.tail
+        size = sum(map(len, words))
+        while start < self.max_lead and end - start > 1 and words[start] in lead:
+            if size - len(words[start]) < self.min_chars:
+                break
+            size -= len(words[start])
+            start += 1
+        while start and tags[start][:1] in self.no_start:
+            start -= 1  # back to a word a clause can start with
+            size += len(words[start])
+        stop = max(end - self.max_tail, start + 1)
+        while end > stop and words[end - 1] in tail:
+            if size - len(words[end - 1]) < self.min_chars:
+                break
+            size -= len(words[end - 1])
+            end -= 1
+        return start, end
+
+    def apply(self, clause: str) -> str:
+        """The clause without its droppable leading and trailing words."""
+        tagged = tag(clause)
+        if not tagged or (tagged[0][0] not in self.lead and tagged[-1][0] not in self.tail):
+            return clause  # most clauses: no join needed
+        words = [word for word, _ in tagged]
+        start, end = self.span(words, [t for _, t in tagged])
+        return "".join(words[start:end]).strip()
+
+
+@lru_cache(maxsize=1)
+def load_trim(path: Path = TRIM_FILE) -> dict[str, Any]:
+    """The shipped clause trim (word sets and limits); ``{}`` if absent."""
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    model: dict[str, Any] = json.loads(data)
+    model["sha"] = hashlib.sha256(data).hexdigest()[:12]
+    return model
+
+
+def shipped_trim() -> ClauseTrim | None:
+    model = load_trim()
+    if not model:
+        return None
+    return ClauseTrim(
+        frozenset(model["lead"]),
+        frozenset(model["tail"]),
+        max_lead=int(model["max_lead"]),
+        max_tail=int(model["max_tail"]),
+        min_chars=int(model["min_chars"]),
+        no_start=frozenset(model["no_start"]),
+    )
+
+
 HEURISTIC_VERSION = "extractive-2"
 
 
-def _version() -> str:
+def _version(trimmed: bool = True) -> str:
     sha = load_ranker().get("sha")
+    if not sha:
+        return HEURISTIC_VERSION
+    trim_sha = load_trim().get("sha") if trimmed else None
+    if trim_sha:
+        # extractive-6: extractive-5's clauses trimmed to their core by the word sets.
+        both = hashlib.sha256(f"{sha}{trim_sha}".encode()).hexdigest()[:12]
+        return f"extractive-6-{both}"
     # extractive-5: the 12-feature ranker; extractive-2: the heuristic of extractive-1;
     # both with a leading bullet or unclosed quote trimmed from the summary.
-    return f"extractive-5-{sha}" if sha else HEURISTIC_VERSION
+    return f"extractive-5-{sha}"
 
 
 VERSION = _version()
@@ -216,7 +328,9 @@ class Summarizer:
     """``max_units`` defaults to the value the shipped ranker was tuned with (see its
     model card), else to 3; ``ranker=False`` forces the
     extractive-1 heuristic (centrality + position) for every language; ``weights`` (one
-    per :data:`FEATURES`) replace the shipped ones (for training and tests)."""
+    per :data:`FEATURES`) replace the shipped ones (for training and tests). ``trim``:
+    the shipped :class:`ClauseTrim` (``True``; only with the shipped weights), none
+    (``False``) or the one given; it applies where the ranker does (non-English text)."""
 
     name = "summary"
     version = VERSION
@@ -229,10 +343,12 @@ class Summarizer:
         max_units: int | None = None,
         ranker: bool = True,
         weights: Sequence[float] | None = None,
+        trim: bool | ClauseTrim = True,
     ) -> None:
         if max_chars < 1:
             raise ValueError("max_chars must be positive")
         model = load_ranker() if ranker else {}
+        shipped = weights is None
         if weights is None:
             weights = model.get("weights")
         if weights is not None and len(weights) != len(FEATURES):
@@ -243,7 +359,16 @@ class Summarizer:
         self.max_chars = max_chars
         self.min_target_chars = min(min_target_chars, max_chars)
         self.max_units = max(1, max_units)
-        self.version = _version() if self._weights is not None else HEURISTIC_VERSION
+        if trim is True:
+            # The shipped trim was learned on the shipped ranker's choices.
+            self._trim = shipped_trim() if shipped and self._weights is not None else None
+        else:
+            self._trim = trim or None
+        self.version = (
+            _version(trimmed=self._trim is not None)
+            if self._weights is not None
+            else HEURISTIC_VERSION
+        )
 
     def target_chars(self, text: str) -> int:
         return max(self.min_target_chars, min(self.max_chars, len(text) // 10))
@@ -270,10 +395,17 @@ class Summarizer:
                 used += size
         chosen.sort()
         pieces = [units[i].strip() for i in chosen]
+        if self._trim is not None and language != "en" and self._weights is not None:
+            pieces = [self._trimmed(piece, self._trim) for piece in pieces]
         separator = " " if language == "en" else ""
         summary = separator.join(pieces).rstrip(_TRAILING_PUNCT)
         summary = _trim_lead(summary) or summary
         return _clean_cut(summary, self.max_chars, language)
+
+    @staticmethod
+    def _trimmed(piece: str, trim: ClauseTrim) -> str:
+        core = piece.rstrip(_UNIT_END)
+        return (trim.apply(core) or core) + piece[len(core) :]
 
     @staticmethod
     def _ranked(text: str, units: Sequence[str], weights: Sequence[float]) -> list[float]:

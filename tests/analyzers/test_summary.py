@@ -2,7 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.summary import FEATURES, VERSION, Summarizer, _units, load_ranker, unit_features
+from analyzers.summary import (
+    FEATURES,
+    VERSION,
+    ClauseTrim,
+    Summarizer,
+    _units,
+    load_ranker,
+    load_trim,
+    unit_features,
+)
 from evaluation.data import default_data_dir, read_jsonl, split_rows
 from evaluation.rouge import lcs_length, rouge_l, rouge_n, rouge_scores
 from evaluation.summary import mean_rouge
@@ -118,7 +127,7 @@ def test_shipped_ranker_is_loaded_and_versioned() -> None:
     assert model["features"] == list(FEATURES)
     summarizer = Summarizer()
     assert summarizer.version == VERSION
-    assert VERSION.startswith("extractive-5-")
+    assert VERSION.startswith("extractive-6-")  # the ranker and the clause trim
     assert Summarizer(ranker=False).version == "extractive-2"
 
 
@@ -178,3 +187,50 @@ def test_english_keeps_the_heuristic() -> None:
     assert Summarizer().analyze_batch([text], ["en"]) == Summarizer(ranker=False).analyze_batch(
         [text], ["en"]
     )
+
+
+def _trim(max_lead: int = 4, max_tail: int = 3, min_chars: int = 4) -> ClauseTrim:
+    return ClauseTrim(
+        frozenset({"为了", "研究", "提出", "了", "一种"}),
+        frozenset({"问题"}),
+        max_lead=max_lead,
+        max_tail=max_tail,
+        min_chars=min_chars,
+    )
+
+
+def test_clause_trim_walks_in_from_both_ends() -> None:
+    words = ["为了", "研究", "网络", "容错", "路由", "问题"]
+    tags = ["p", "vn", "n", "a", "n", "n"]
+    assert _trim().span(words, tags) == (2, 5)
+    assert _trim(max_lead=1, max_tail=0).span(words, tags) == (1, 6)
+    # Never below min_chars: without 研究 the clause would be 8 characters.
+    assert _trim(min_chars=9).span(words, tags) == (1, 6)
+    assert _trim(min_chars=7).span(words, tags) == (2, 6)
+    assert _trim().apply("为了研究网络容错路由问题") == "网络容错路由"
+    assert _trim().apply("网络容错路由") == "网络容错路由"
+
+
+def test_clause_trim_never_leaves_a_clause_opening_with_an_adverb_or_particle() -> None:
+    # 提出 了 一种 are all dropped; had the walk stopped after 提出, 了 (a particle) would
+    # open the clause, so it steps back instead.
+    assert _trim().apply("提出了一种图像检索方法") == "图像检索方法"
+    assert _trim(max_lead=1).apply("提出了一种图像检索方法") == "提出了一种图像检索方法"
+    assert _trim().span(["研究", "无处不在"], ["vn", "l"]) == (0, 2)
+
+
+def test_shipped_trim_cuts_the_purpose_cue_of_an_abstract() -> None:
+    assert load_trim()["lead"]
+    text = (
+        "为了研究交换超立方体网络容错路由问题,引入了相邻结点集合类的概念,提出了相邻结点集的"
+        "求解公式。对于满足任意子连通性条件的交换超立方体网络,给出了基于相邻结点集合类的自适应"
+        "容错路由算法及算法的步长上界。仿真实验结果表明算法是有效的。"
+    )
+    (trimmed,) = Summarizer().analyze_batch([text], ["zh"])
+    (whole,) = Summarizer(trim=False).analyze_batch([text], ["zh"])
+    assert whole.startswith("为了研究")
+    assert trimmed.startswith("交换超立方体网络容错路由")
+    assert len(trimmed) < len(whole)
+    # Each trimmed clause is still a piece of the text.
+    for piece in trimmed.split(","):
+        assert piece in text
