@@ -38,7 +38,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,14 @@ from analyzers.sentences import sentence_spans
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "summary" / "clause_ranker.json"
 TRIM_FILE = MODEL_FILE.parent / "clause_trim.json"
 
-_ZH_CLAUSE = re.compile(r"[^，,。；;！？!?：:\n]+[，,。；;！？!?：:\n”’」』）)】》\"]*")
+# A half-width full stop ends a clause when a Chinese character, a space or the end comes
+# next (abstracts often end sentences with "."), not inside numbers or after a capital (1.13, U.S.).
+_ZH_CLAUSE = re.compile(
+    r"(?:[^，,。；;！？!?：:\n.]|(?<=[A-Z])\.|\.(?![\u4e00-\u9fff\s]|$))+[，,。；;！？!?：:\n.”’」』）)】》\"]*"
+)
 _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCT = "，,；;：: \n"
-_UNIT_END = "，,。；;：: \n"
+_UNIT_END = "，,。；;：: \n."
 _CUT_AT = "，,；;：:、 "
 # List bullets, and quote marks whose partner is not in the summary, are left over from
 # the clause the summary starts with, not part of what it says.
@@ -221,11 +225,23 @@ class ClauseTrim:
             end -= 1
         return start, end
 
+    @cached_property
+    def _lead_firsts(self) -> frozenset[str]:
+        return frozenset(word[0] for word in self.lead if word)
+
+    @cached_property
+    def _tail_lasts(self) -> frozenset[str]:
+        return frozenset(word[-1] for word in self.tail if word)
+
     def apply(self, clause: str) -> str:
         """The clause without its droppable leading and trailing words."""
+        if not clause or (
+            clause[0] not in self._lead_firsts and clause[-1] not in self._tail_lasts
+        ):
+            return clause  # most clauses: no word of either set can be at an end; no tagging
         tagged = tag(clause)
         if not tagged or (tagged[0][0] not in self.lead and tagged[-1][0] not in self.tail):
-            return clause  # most clauses: no join needed
+            return clause
         words = [word for word, _ in tagged]
         start, end = self.span(words, [t for _, t in tagged])
         return "".join(words[start:end]).strip()

@@ -308,13 +308,13 @@ def main() -> int:
             tail_rates = drop_rates([tail for _, tail in fitted], min_seen)
             trim = ClauseTrim.from_rates(lead_rates, tail_rates, lead_t, tail_t, **TRIM_LIMITS)
             for name in scored:
-                rows = [r for i, r in enumerate(validation_trim[name]) if i % FOLDS == fold]
-                score = sum(trimmed_rouge(p, ref, trim) for p, ref in rows)
+                fold_rows = [r for i, r in enumerate(validation_trim[name]) if i % FOLDS == fold]
+                score = sum(trimmed_rouge(p, ref, trim) for p, ref in fold_rows)
                 trim_cv[(lead_t, tail_t, min_seen)][name] += score / len(validation_trim[name])
     untrimmed_cv = {
-        name: sum(trimmed_rouge(p, ref, ClauseTrim(frozenset(), frozenset())) for p, ref in rows)
-        / len(rows)
-        for name, rows in validation_trim.items()
+        name: sum(trimmed_rouge(p, ref, ClauseTrim(frozenset(), frozenset())) for p, ref in prepped)
+        / len(prepped)
+        for name, prepped in validation_trim.items()
     }
 
     def trim_score(setting: tuple[float, float, int]) -> float:
