@@ -237,7 +237,7 @@ def test_shipped_trim_cuts_the_purpose_cue_of_an_abstract() -> None:
 
 
 def test_a_half_width_full_stop_before_chinese_ends_a_clause() -> None:
-    text = "各级基层组织换届选举.这是为什么?海冰面积为北半球的1.13倍.U.S.政策"
+    text = "各级基层组织换届选举.这是为什么?海冰面积为北半球的1.13倍. U.S.政策"
     assert [u.strip() for u in _units(text, "zh")] == [
         "各级基层组织换届选举.",
         "这是为什么?",
