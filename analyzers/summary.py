@@ -272,7 +272,9 @@ def shipped_trim() -> ClauseTrim | None:
     )
 
 
-HEURISTIC_VERSION = "extractive-2"
+# The heuristic of extractive-1 (extractive-2: with a leading bullet or unclosed quote
+# trimmed; extractive-6-heuristic: Chinese clauses also end at a "." before Chinese text).
+HEURISTIC_VERSION = "extractive-6-heuristic"
 
 
 def _version(trimmed: bool = True) -> str:
@@ -284,8 +286,7 @@ def _version(trimmed: bool = True) -> str:
         # extractive-6: extractive-5's clauses trimmed to their core by the word sets.
         both = hashlib.sha256(f"{sha}{trim_sha}".encode()).hexdigest()[:12]
         return f"extractive-6-{both}"
-    # extractive-5: the 12-feature ranker; extractive-2: the heuristic of extractive-1;
-    # both with a leading bullet or unclosed quote trimmed from the summary.
+    # extractive-5: the 12-feature ranker (the sha tells the clause rules apart too).
     return f"extractive-5-{sha}"
 
 

@@ -128,7 +128,7 @@ def test_shipped_ranker_is_loaded_and_versioned() -> None:
     summarizer = Summarizer()
     assert summarizer.version == VERSION
     assert VERSION.startswith("extractive-6-")  # the ranker and the clause trim
-    assert Summarizer(ranker=False).version == "extractive-2"
+    assert Summarizer(ranker=False).version == "extractive-6-heuristic"
 
 
 def _only(feature: str) -> list[float]:
