@@ -181,12 +181,19 @@ def load_ranker() -> RankerWeights | None:
     path = resources.files(_RESOURCES).joinpath("keyword_ranker.json")
     if not path.is_file():
         return None
-    data = orjson.loads(path.read_bytes())
+    return ranker_weights(orjson.loads(path.read_bytes()))
+
+
+def ranker_weights(data: dict[str, Any]) -> RankerWeights | None:
+    """The weights of a ``keyword_ranker.json`` payload; None when they belong to another
+    feature set (a stale file)."""
     names = tuple(data["features"])
     if names[: len(FEATURE_NAMES)] != FEATURE_NAMES:
         return None  # stale weights for another feature set: fall back to tfidf
     pairs = [name.split(INTERACTION_SEPARATOR) for name in names[len(FEATURE_NAMES) :]]
-    if any(len(pair) != 2 or not set(pair) <= set(NUMERIC_FEATURES) for pair in pairs):
+    if len(data["weights"]) != len(names) or any(
+        len(pair) != 2 or not set(pair) <= set(NUMERIC_FEATURES) for pair in pairs
+    ):
         return None
     return RankerWeights(
         tuple(float(w) for w in data["weights"]),

@@ -101,6 +101,23 @@ def test_fast_ranker_equals_the_trained_linear_model() -> None:
         assert fast_score == pytest.approx(slow, abs=1e-9)
 
 
+def test_ranker_weights_name_their_interactions() -> None:
+    names = [*kw.FEATURE_NAMES, "log_tf*clean_left", "chars*chars"]
+    payload = {"features": names, "weights": [0.0] * len(names), "bias": 0.0, "edges": []}
+    weights = kw.ranker_weights(payload)
+    assert weights is not None
+    index = kw.NUMERIC_FEATURES.index
+    assert weights.interactions == (
+        (index("log_tf"), index("clean_left")),
+        (index("chars"), index("chars")),
+    )
+    # A product of an unknown or a one-hot feature means the file is stale.
+    for stale in ("log_tf*no_such_feature", "first_tag_0*chars", "log_tf"):
+        assert kw.ranker_weights({**payload, "features": [*kw.FEATURE_NAMES, stale]}) is None
+    assert kw.ranker_weights({**payload, "features": names[1:]}) is None
+    assert kw.ranker_weights({**payload, "weights": [0.0] * (len(names) - 1)}) is None
+
+
 def test_f1_at_k() -> None:
     assert f1_at_k(["a", "b", "c", "d", "e"], ["a", "b"]) == pytest.approx(2 * 0.4 * 1 / 1.4)
     assert f1_at_k(["x"], ["a"]) == 0.0
