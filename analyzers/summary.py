@@ -173,15 +173,18 @@ class ClauseTrim:
     for (``scripts/train_summary_ranker.py``: a word is in a set when, at that place, the
     best trim of a training clause against its title dropped it often enough). The leading
     walk steps back while the first word kept is tagged (jieba's dictionary tag, first
-    letter) as one a clause cannot start with: an adverb, conjunction, particle or idiom
-    ("设计无处不在" keeps 设计; "提出了一种X" loses 提出, 了 and 一种)."""
+    letter) as one a clause cannot start with: an adverb, conjunction, particle, idiom or
+    number ("设计无处不在" keeps 设计, "第二届" keeps 第; "提出了一种X" loses 提出, 了
+    and 一种), and the trailing walk steps forward while the last word kept is an adverb,
+    conjunction, preposition, pronoun or particle (no clause ends at 较 or 的)."""
 
     lead: frozenset[str]
     tail: frozenset[str]
     max_lead: int = 4
     max_tail: int = 3
     min_chars: int = 4
-    no_start: frozenset[str] = frozenset("cdilu")
+    no_start: frozenset[str] = frozenset("cdilmu")
+    no_end: frozenset[str] = frozenset("cdpru")
 
     @classmethod
     def from_rates(
@@ -223,6 +226,8 @@ class ClauseTrim:
                 break
             size -= len(words[end - 1])
             end -= 1
+        while end < len(words) and tags[end - 1][:1] in self.no_end:
+            end += 1  # forward to a word a clause can end with
         return start, end
 
     @cached_property
@@ -269,6 +274,7 @@ def shipped_trim() -> ClauseTrim | None:
         max_tail=int(model["max_tail"]),
         min_chars=int(model["min_chars"]),
         no_start=frozenset(model["no_start"]),
+        no_end=frozenset(model["no_end"]),
     )
 
 

@@ -89,6 +89,11 @@ TRIM_MIN_SEEN = (3, 10, 30)
 # alone the lead set also held 好, 设计 and topic nouns (MATLAB, 医疗) that happened
 # to open a few abstracts, which turned "设计无处不在，但好设计却十分难找" into nonsense.
 LEAD_TAGS = frozenset("cdfmpqrtuvy")
+# Trailing words: particles only (的, 了, 等, 着, 吧 ...). Fitted on every tag the set also
+# held predicates and noun heads that end CSL abstracts' sentences but not their titles
+# (很大, 重要, 倍, 性, 途径), which cut news clauses mid-phrase ("病例增加较多" ->
+# "病例"; "1.13倍" -> "1.13") for +0.003 on CSL and +0.0004 on LCSTS in CV.
+TAIL_TAGS = frozenset("uy")
 LEAD_THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 TAIL_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 1.0)  # 1.0: no trailing word is dropped
 
@@ -305,7 +310,7 @@ def main() -> int:
         ]
         for lead_t, tail_t, min_seen in thresholds:
             lead_rates = drop_rates([lead for lead, _ in fitted], min_seen, LEAD_TAGS)
-            tail_rates = drop_rates([tail for _, tail in fitted], min_seen)
+            tail_rates = drop_rates([tail for _, tail in fitted], min_seen, TAIL_TAGS)
             trim = ClauseTrim.from_rates(lead_rates, tail_rates, lead_t, tail_t, **TRIM_LIMITS)
             for name in scored:
                 fold_rows = [r for i, r in enumerate(validation_trim[name]) if i % FOLDS == fold]
@@ -329,7 +334,7 @@ def main() -> int:
         + [c for name in DATASETS for c in counted(prepared(tune[name], untrimmed))]
     )
     lead_rates = drop_rates([lead for lead, _ in all_counts], min_seen, LEAD_TAGS)
-    tail_rates = drop_rates([tail for _, tail in all_counts], min_seen)
+    tail_rates = drop_rates([tail for _, tail in all_counts], min_seen, TAIL_TAGS)
     trim = ClauseTrim.from_rates(lead_rates, tail_rates, lead_t, tail_t, **TRIM_LIMITS)
 
     baseline = Summarizer(ranker=False)
@@ -389,6 +394,7 @@ def main() -> int:
         "tail": sorted(trim.tail),
         **TRIM_LIMITS,
         "no_start": sorted(trim.no_start),
+        "no_end": sorted(trim.no_end),
         "thresholds": {"lead": lead_t, "tail": tail_t, "min_seen": min_seen},
         "trained_on": model["trained_on"],
     }

@@ -244,3 +244,12 @@ def test_a_half_width_full_stop_before_chinese_ends_a_clause() -> None:
         "海冰面积为北半球的1.13倍.",
         "U.S.政策",
     ]
+
+
+def test_clause_trim_never_ends_a_clause_on_an_adverb_or_particle() -> None:
+    trim = ClauseTrim(frozenset({"第"}), frozenset({"多", "了"}))
+    # Dropping 多 would end the clause at 较 (an adverb): it stays.
+    assert trim.span(["病例", "增加", "较", "多"], ["n", "v", "d", "m"]) == (0, 4)
+    assert trim.span(["病例", "增加", "了"], ["n", "v", "ul"]) == (0, 2)
+    # Dropping 第 would open the clause with a number: it stays.
+    assert trim.span(["第", "二届", "活动"], ["m", "m", "vn"]) == (0, 3)
