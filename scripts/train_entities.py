@@ -26,6 +26,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,9 +38,11 @@ sys.path.insert(0, str(ROOT))
 from analyzers import segmentation  # noqa: E402
 from analyzers.entities import (  # noqa: E402
     DEFAULT_MODEL_DIR,
+    ONE_CHAR_NAMES_FILE,
     WEIGHTS_FILE,
     ChineseEntityTagger,
     EntityRecognizer,
+    OneCharNames,
 )
 from analyzers.ner_features import (  # noqa: E402
     PAD,
@@ -299,32 +302,46 @@ def drop_overlapping(fragments: list[Sentence], guarded: list[Sentence]) -> list
     return [s for s in fragments if s.text not in joined]
 
 
-def _char_contexts(sentence: Sentence) -> Iterator[tuple[str, int, bool]]:
-    """(character bigram, index of the character in it, is it a one-character name?) for
-    every character outside the longer names of ``sentence``."""
-    single = {start for start, end, _ in sentence.spans if end - start == 1}
+def _char_contexts(sentence: Sentence) -> Iterator[tuple[str, int, str | None]]:
+    """(character bigram, index of the character in it, its kind if it is a one-character
+    name) for every character outside the longer names of ``sentence``."""
+    single = {start: kind for start, end, kind in sentence.spans if end - start == 1}
     covered = {i for start, end, _ in sentence.spans if end - start > 1 for i in range(start, end)}
     text = sentence.text
     for i in range(len(text)):
         if i in covered:
             continue
         if i > 0:
-            yield text[i - 1 : i + 1], 1, i in single
+            yield text[i - 1 : i + 1], 1, single.get(i)
         if i + 1 < len(text):
-            yield text[i : i + 2], 0, i in single
+            yield text[i : i + 2], 0, single.get(i)
 
 
-def abbreviation_contexts(annotated: list[Sentence]) -> set[tuple[str, int]]:
+def abbreviation_contexts(annotated: list[Sentence]) -> dict[tuple[str, int], str]:
     """Bigram contexts in which the fully annotated corpora (People's Daily, MSRA) mark a
-    one-character name at least twice and in 80%+ of its occurrences: 中美, 访华, 在京."""
-    named: dict[tuple[str, int], int] = {}
-    seen: dict[tuple[str, int], int] = {}
+    one-character name at least twice and in 80%+ of its occurrences (中美, 访华, 在京),
+    with the kind they mark most often there."""
+    named: dict[tuple[str, int], Counter[str]] = {}
+    seen: Counter[tuple[str, int]] = Counter()
     for sentence in annotated:
-        for bigram, at, is_name in _char_contexts(sentence):
-            seen[bigram, at] = seen.get((bigram, at), 0) + 1
-            if is_name:
-                named[bigram, at] = named.get((bigram, at), 0) + 1
-    return {key for key, n in named.items() if n >= 2 and n >= 0.8 * seen[key]}
+        for bigram, at, kind in _char_contexts(sentence):
+            seen[bigram, at] += 1
+            if kind is not None:
+                named.setdefault((bigram, at), Counter())[kind] += 1
+    return {
+        key: kinds.most_common(1)[0][0]
+        for key, kinds in sorted(named.items())
+        if kinds.total() >= 2 and kinds.total() >= 0.8 * seen[key]
+    }
+
+
+def one_char_names_file(contexts: dict[tuple[str, int], str]) -> str:
+    """``analyzers.entities.OneCharNames``'s file."""
+    header = (
+        "# bigram<TAB>position of the one-character name in it<TAB>kind: written by\n"
+        "# scripts/train_entities.py from People's Daily and MSRA (see MODEL_CARD.md)\n"
+    )
+    return header + "".join(f"{b}\t{at}\t{kind}\n" for (b, at), kind in sorted(contexts.items()))
 
 
 def drop_unlabelled_abbreviations(
@@ -343,7 +360,7 @@ def drop_unlabelled_abbreviations(
         s
         for s in fragments
         if not any(
-            not is_name and (bigram, at) in contexts for bigram, at, is_name in _char_contexts(s)
+            kind is None and (bigram, at) in contexts for bigram, at, kind in _char_contexts(s)
         )
     ]
 
@@ -447,6 +464,9 @@ def main() -> None:
     if args.arrays_out:
         np.savez(args.arrays_out, **arrays)  # type: ignore[arg-type]
     tagger = ChineseEntityTagger.from_arrays(arrays, margin=6.0)
+    annotated = [s for g in GUARDED_SOURCES for s in sentences(g, train_splits)]
+    one_char_names = one_char_names_file(abbreviation_contexts(annotated))
+    tagger.one_char_names = OneCharNames.parse(one_char_names)
 
     for name, split in reports:
         result = score(tagger, sentences(name, {split}))
@@ -454,6 +474,7 @@ def main() -> None:
     if not args.tune:
         args.out.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(args.out / WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
+        (args.out / ONE_CHAR_NAMES_FILE).write_text(one_char_names, encoding="utf-8")
         loaded = EntityRecognizer.load(args.out)
         size = (args.out / WEIGHTS_FILE).stat().st_size
         print(f"wrote {args.out / WEIGHTS_FILE} ({size / 1e6:.1f} MB), version {loaded.version}")

@@ -11,6 +11,7 @@ from analyzers.entities import (
     EXTRA_NAMES_FILE,
     ChineseEntityTagger,
     EntityRecognizer,
+    OneCharNames,
     english_entities,
     read_extra_names,
 )
@@ -251,6 +252,29 @@ def test_extra_names_parse_and_reject_bad_lines() -> None:
         read_extra_names("腾讯\tORG\n京东 ORG\n")
     with pytest.raises(ValueError, match="line 1"):
         read_extra_names("腾讯\tCOMPANY\n")
+
+
+def test_one_char_names_are_added_where_listed_and_free() -> None:
+    listed = ("中美\t0\tLOC", "中美\t1\tLOC", "美日\t1\tLOC", "访华\t1\tLOC")
+    names = OneCharNames.parse("# comment\n" + "\n".join(listed))
+    # Overlapping bigrams are all seen (中美日: 中, 美, 日), and the result stays in order.
+    assert names.add_to("中美日三方会谈", []) == [(0, 1, "LOC"), (1, 2, "LOC"), (2, 3, "LOC")]
+    assert names.add_to("总统访华", [(0, 2, "PER")]) == [(0, 2, "PER"), (3, 4, "LOC")]
+    # Never inside or beside a name the tagger found: 美日 in 美日本 is part of 日本.
+    assert names.add_to("赴美日本学者", [(2, 4, "LOC")]) == [(2, 4, "LOC")]
+    assert names.add_to("中心城市", []) == []
+
+
+def test_one_char_names_reject_bad_lines() -> None:
+    for bad in ("中美\t2\tLOC", "中美国\t0\tLOC", "中美\t0\tPLACE", "中美 0 LOC"):
+        with pytest.raises(ValueError, match="line 2"):
+            OneCharNames.parse("访华\t1\tLOC\n" + bad)
+
+
+def test_shipped_one_char_names_find_abbreviated_places(recognizer: EntityRecognizer) -> None:
+    assert recognizer.tagger.one_char_names is not None
+    (found,) = recognizer.analyze_batch(["中美两国元首今天通了电话。"], ["zh"])
+    assert {(e.text, e.type, e.start) for e in found} >= {("中", "LOC", 0), ("美", "LOC", 1)}
 
 
 def test_curated_names_replace_dictionary_kinds() -> None:

@@ -40,6 +40,10 @@ def test_contexts_are_those_marked_as_names(train_entities: ModuleType) -> None:
     assert ("访华", 1) in contexts
     # 中 of 中心 is never a name; a context seen once is not enough.
     assert ("中心", 0) not in contexts and ("国总", 1) not in contexts
+    # Each with the kind the corpora mark there, as the run-time file lists it.
+    assert contexts[("访华", 1)] == "LOC"
+    listed = train_entities.one_char_names_file(contexts).splitlines()
+    assert "访华\t1\tLOC" in listed and listed[0].startswith("#")
 
 
 def test_fragments_with_an_unlabelled_abbreviation_are_dropped(
