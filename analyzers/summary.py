@@ -1,8 +1,9 @@
 """Extractive summaries bounded in length.
 
 The text is cut into units: sentences for English, clauses (sentence pieces between
-，；：。！？) for Chinese, because Chinese headlines and titles are about 20 characters
-and a whole sentence of a news post or an abstract is two or three times that.
+，；：。！？, and a "." before Chinese text, as abstracts often write it) for Chinese,
+because Chinese headlines and titles are about 20 characters and a whole sentence of a
+news post or an abstract is two or three times that.
 
 Chinese (and any non-English) clauses are scored by a small learned linear ranker
 (``models/summary/clause_ranker.json``, trained by ``scripts/train_summary_ranker.py``
@@ -16,10 +17,11 @@ news). The best ``max_units`` units that fit the length budget are returned in t
 
 Each chosen clause is then trimmed to its core (:class:`ClauseTrim`,
 ``models/summary/clause_trim.json``): leading jieba words that a title or headline
-leaves out (本文, 为了, 研究, 提出, 一种 ...) and trailing ones (问题, 的, 进行 ...) are
+leaves out (本文, 为了, 研究, 提出了一种 ...) and trailing particles (之, 了, 等) are
 dropped one at a time while the next word is in the learned set, keeping at least a few
-characters. CSL titles are noun phrases inside the abstract's purpose sentence
-("为了研究X问题" -> "X研究"), so this lifts ROUGE-L there by about 0.03.
+characters and never leaving a clause that opens or ends on a word it cannot (an adverb,
+a particle ...). CSL titles are noun phrases inside the abstract's purpose sentence
+("为了研究X问题" -> "X研究"), so this lifts ROUGE-L there by 0.015-0.025.
 
 The budget is ``target_chars``: a tenth of the text, at least ``min_target_chars``
 (30; on headline/title data floors of 18-30 characters score within noise) and at most
