@@ -33,6 +33,7 @@ from analyzers.ner_features import (
     WordOffsets,
     batch_codepoints,
     batch_word_codes,
+    place_end,
 )
 from analyzers.viterbi import RegionViterbi
 from schemas.results import Entity
@@ -235,6 +236,8 @@ class ChineseEntityTagger:
                 cut = offsets.unglued_end(piece.text, s, stop)
                 if cut is not None:
                     stop, kind = cut, "LOC"
+            if self.unglue and kind == "LOC":
+                stop = place_end(piece.text, s, stop)
             out[piece.index].append((piece.offset + s, piece.offset + stop, kind))
 
 

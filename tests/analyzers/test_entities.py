@@ -27,6 +27,7 @@ from analyzers.ner_features import (
     codepoints,
     cue_distance,
     normalise,
+    place_end,
     word_codes,
 )
 from analyzers.viterbi import RegionViterbi, tag_constraints
@@ -263,6 +264,20 @@ def test_one_char_names_are_added_where_listed_and_free() -> None:
     # Never inside or beside a name the tagger found: 美日 in 美日本 is part of 日本.
     assert names.add_to("赴美日本学者", [(2, 4, "LOC")]) == [(2, 4, "LOC")]
     assert names.add_to("中心城市", []) == []
+
+
+def test_place_end_drops_a_final_area_word() -> None:
+    assert place_end("中东地区局势", 0, 4) == 2
+    assert place_end("他在汉水流域", 2, 6) == 4
+    # Two characters must remain, and only a final area word goes.
+    assert place_end("山区", 0, 2) == 2 and place_end("西部地", 0, 3) == 3
+    assert place_end("地区办公室", 0, 5) == 5
+
+
+def test_places_lose_the_area_word_after_them(recognizer: EntityRecognizer) -> None:
+    # The CRF alone gives 汉水流域/LOC here.
+    (found,) = recognizer.analyze_batch(["汉水流域普降大雨。"], ["zh"])
+    assert [(e.text, e.type) for e in found] == [("汉水", "LOC")]
 
 
 def test_one_char_names_reject_bad_lines() -> None:
