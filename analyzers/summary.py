@@ -87,6 +87,8 @@ FEATURES = (
 _CUE_START = re.compile(r"(?:本文|针对|为了|为|通过|采用|基于|提出|研究|探讨|分析|以)")
 _TOPIC_WORD = re.compile(r"研究|方法|分析|模型|系统|设计")
 _SENTENCE_END = ("。", "！", "？", ".", "!", "?")
+# Punctuation that cannot open a trimmed clause (separators and closing brackets).
+_NO_OPEN = "、，,。.；;：:！!？?）)】》」』]"
 
 
 def _bigrams(text: str) -> Iterator[str]:
@@ -249,9 +251,14 @@ class ClauseTrim:
         tagged = tag(clause)
         if not tagged or (tagged[0][0] not in self.lead and tagged[-1][0] not in self.tail):
             return clause
-        words = [word for word, _ in tagged]
-        start, end = self.span(words, [t for _, t in tagged])
-        return "".join(words[start:end]).strip()
+        return self.kept([word for word, _ in tagged], [t for _, t in tagged])
+
+    def kept(self, words: Sequence[str], tags: Sequence[str]) -> str:
+        """The text of the words :meth:`span` keeps; when leading words went, without
+        the punctuation they left at the front ("1、陌陌..." -> "陌陌...", not "、陌陌...")."""
+        start, end = self.span(words, tags)
+        text = "".join(words[start:end]).strip()
+        return text.lstrip(_NO_OPEN).lstrip() if start else text
 
 
 @lru_cache(maxsize=1)
@@ -283,6 +290,9 @@ def shipped_trim() -> ClauseTrim | None:
 # The heuristic of extractive-1 (extractive-2: with a leading bullet or unclosed quote
 # trimmed; extractive-6-heuristic: Chinese clauses also end at a "." before Chinese text).
 HEURISTIC_VERSION = "extractive-6-heuristic"
+# Part of extractive-6's version with the model files' hashes: raise it whenever the
+# trim's code changes what it returns (2: no punctuation left at a trimmed clause's front).
+_TRIM_RULES = 2
 
 
 def _version(trimmed: bool = True) -> str:
@@ -292,7 +302,7 @@ def _version(trimmed: bool = True) -> str:
     trim_sha = load_trim().get("sha") if trimmed else None
     if trim_sha:
         # extractive-6: extractive-5's clauses trimmed to their core by the word sets.
-        both = hashlib.sha256(f"{sha}{trim_sha}".encode()).hexdigest()[:12]
+        both = hashlib.sha256(f"{sha}{trim_sha}{_TRIM_RULES}".encode()).hexdigest()[:12]
         return f"extractive-6-{both}"
     # extractive-5: the 12-feature ranker (the sha tells the clause rules apart too).
     return f"extractive-5-{sha}"

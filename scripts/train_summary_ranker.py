@@ -199,8 +199,7 @@ def drop_rates(
 def trimmed_rouge(pieces: Pieces, reference: str, trim: ClauseTrim) -> float:
     parts = []
     for words, tags, end in pieces:
-        start, stop = trim.span(words, tags)
-        parts.append(("".join(words[start:stop]).strip() or "".join(words)) + end)
+        parts.append((trim.kept(words, tags) or "".join(words)) + end)
     return rouge_l("".join(parts).rstrip(_TRAILING_PUNCT), reference)
 
 

@@ -253,3 +253,12 @@ def test_clause_trim_never_ends_a_clause_on_an_adverb_or_particle() -> None:
     assert trim.span(["病例", "增加", "了"], ["n", "v", "ul"]) == (0, 2)
     # Dropping 第 would open the clause with a number: it stays.
     assert trim.span(["第", "二届", "活动"], ["m", "m", "vn"]) == (0, 3)
+
+
+def test_clause_trim_leaves_no_punctuation_at_the_front() -> None:
+    trim = ClauseTrim(frozenset({"1"}), frozenset())
+    words, tags = ["1", "、", "陌陌", "上市"], ["m", "x", "nr", "v"]
+    assert trim.span(words, tags) == (1, 4)
+    assert trim.kept(words, tags) == "陌陌上市"
+    # Nothing dropped: the clause is kept as it is.
+    assert ClauseTrim(frozenset(), frozenset()).kept(["、", "陌陌"], ["x", "nr"]) == "、陌陌"
