@@ -87,6 +87,9 @@ FEATURES = (
 _CUE_START = re.compile(r"(?:本文|针对|为了|为|通过|采用|基于|提出|研究|探讨|分析|以)")
 _TOPIC_WORD = re.compile(r"研究|方法|分析|模型|系统|设计")
 _SENTENCE_END = ("。", "！", "？", ".", "!", "?")
+_REPORTING_FRAME = re.compile(
+    r".{0,8}(?:指出|表示|说|说道|认为|称|强调|透露|介绍|宣布|坦言|写道|获悉|了解到|据悉|据了解)[，,：:]"
+)
 # Punctuation that cannot open a trimmed clause (separators and closing brackets).
 _NO_OPEN = "、，,。.；;：:！!？?）)】》」』]"
 
@@ -99,7 +102,16 @@ def _bigrams(text: str) -> Iterator[str]:
 def _units(text: str, language: str) -> list[str]:
     if language == "en":
         return [text[s:e] for s, e in sentence_spans(text)]
-    return [m.group() for m in _ZH_CLAUSE.finditer(text) if m.group().strip()]
+    units = [m.group() for m in _ZH_CLAUSE.finditer(text) if m.group().strip()]
+    # A clause that only says who is speaking ("报告指出，", "他说：") is one unit with what
+    # follows: alone it was chosen as the whole summary of a news text ("报告指出").
+    merged: list[str] = []
+    for unit in units:
+        if merged and _REPORTING_FRAME.fullmatch(merged[-1].strip()):
+            merged[-1] += unit
+        else:
+            merged.append(unit)
+    return merged
 
 
 def _centralities(text: str, units: Sequence[str]) -> list[float]:

@@ -262,3 +262,18 @@ def test_clause_trim_leaves_no_punctuation_at_the_front() -> None:
     assert trim.kept(words, tags) == "陌陌上市"
     # Nothing dropped: the clause is kept as it is.
     assert ClauseTrim(frozenset(), frozenset()).kept(["、", "陌陌"], ["x", "nr"]) == "、陌陌"
+
+
+def test_a_clause_that_only_names_the_speaker_joins_what_follows() -> None:
+    text = "国务院总理作政府工作报告。报告指出，要坚持稳中求进工作总基调。据了解，他说：明天出发。"
+    assert _units(text, "zh") == [
+        "国务院总理作政府工作报告。",
+        "报告指出，要坚持稳中求进工作总基调。",
+        "据了解，他说：明天出发。",
+    ]
+    # Never the whole summary of a news text on its own.
+    news = (
+        "新华社北京3月5日电 国务院总理在人民大会堂作政府工作报告，提出今年国内生产总值增长预期"
+        "目标为5%左右。报告指出，要坚持稳中求进工作总基调，推动经济实现质的有效提升和量的合理增长。"
+    )
+    assert Summarizer().summarize(news, "zh").startswith("报告指出，要坚持")
