@@ -240,6 +240,8 @@ class ClauseTrim:
         while end > stop and words[end - 1] in tail:
             if size - len(words[end - 1]) < self.min_chars:
                 break
+            if words[end - 1] == "了" and "太" in words[start : end - 1]:
+                break  # 太…了 is one frame: "太震撼" is clipped
             size -= len(words[end - 1])
             end -= 1
         while end < len(words) and tags[end - 1][:1] in self.no_end:
@@ -303,8 +305,9 @@ def shipped_trim() -> ClauseTrim | None:
 # trimmed; extractive-6-heuristic: Chinese clauses also end at a "." before Chinese text).
 HEURISTIC_VERSION = "extractive-6-heuristic"
 # Part of extractive-6's version with the model files' hashes: raise it whenever the
-# trim's code changes what it returns (2: no punctuation left at a trimmed clause's front).
-_TRIM_RULES = 2
+# trim's code changes what it returns (2: no punctuation left at a trimmed clause's front;
+# 3: 太…了 keeps its 了).
+_TRIM_RULES = 3
 
 
 def _version(trimmed: bool = True) -> str:

@@ -277,3 +277,11 @@ def test_a_clause_that_only_names_the_speaker_joins_what_follows() -> None:
         "目标为5%左右。报告指出，要坚持稳中求进工作总基调，推动经济实现质的有效提升和量的合理增长。"
     )
     assert Summarizer().summarize(news, "zh").startswith("报告指出，要坚持")
+
+
+def test_clause_trim_keeps_the_le_of_tai_le() -> None:
+    trim = ClauseTrim(frozenset(), frozenset({"了"}))
+    assert trim.span(["价格", "上涨", "了"], ["n", "v", "ul"]) == (0, 2)
+    # 太…了 is one frame: 文物真的太震撼 would read clipped.
+    words, tags = ["文物", "真的", "太", "震撼", "了"], ["n", "d", "d", "a", "ul"]
+    assert trim.span(words, tags) == (0, 5)
