@@ -1131,8 +1131,16 @@ def _en_keywords(
         (kv for kv in scores.items() if len(surface[kv[0]]) <= max_chars),
         key=lambda kv: kv[1],
         reverse=True,
-    )[:top_k]
-    return [(surface[k], s) for k, s in ranked]
+    )
+    kept: list[tuple[str, float]] = []
+    for key, score in ranked:
+        if len(kept) == top_k:
+            break
+        # A lone head word of a higher-ranked phrase adds nothing ("lab" after "research
+        # lab"); a longer phrase inside one still can ("image classification").
+        if " " in key or not any(other.endswith(f" {key}") for other, _ in kept):
+            kept.append((key, score))
+    return [(surface[k], s) for k, s in kept]
 
 
 # --------------------------------------------------------------------------- extractor

@@ -266,3 +266,13 @@ def test_capitalised_latin_names_in_chinese_text_stay_whole() -> None:
     texts = {k.text for k in keywords}
     assert {"Face ID", "MacBook Pro"} <= texts
     assert not texts & {"Face", "ID", "Pro"}
+
+
+def test_english_lone_head_word_of_a_higher_phrase_is_left_out() -> None:
+    text = (
+        "Microsoft announced on Tuesday that it will open a new research lab in London. "
+        "Satya Nadella said the lab will focus on climate modelling."
+    )
+    (keywords,) = KeywordExtractor(top_k=6).analyze_batch([text], ["en"])
+    texts = [k.text for k in keywords]
+    assert "research lab" in texts and "lab" not in texts
