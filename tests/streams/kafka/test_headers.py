@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import orjson
+from processors import make_processor
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.dead_letter import HEADER_NAMES, DeadLetter
@@ -21,10 +22,7 @@ from streams.kafka.headers import (
     with_trace,
 )
 from streams.kafka.records import Headers, InputRecord, Outgoing
-from streams.operations.metrics import WorkerMetrics
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
-from streams.processing.processor import BatchProcessor, ProcessorConfig
+from streams.processing.processor import ProcessorConfig
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 VERSIONS = {"keywords": "k1"}
@@ -66,21 +64,13 @@ CONFIG = ProcessorConfig(output_topic="out", default_analyses=ALL_ANALYSES, max_
 def engine(forwarding: HeaderForwarding | None = None, **kwargs: Any) -> Any:
     """A processor of engine ``name`` and what it sends; ``run(records)`` processes."""
     sent = Sent()
-    common: dict[str, Any] = dict(
+    batch = make_processor(
+        analysis=Queue(),
+        publisher=sent,
         config=CONFIG,
-        decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
-        dedup=LruDedupStore(max_entries=100, ttl_s=60),
-        metrics=WorkerMetrics(),
         analyzer_versions=kwargs.pop("analyzer_versions", lambda: VERSIONS),
         forwarding=forwarding,
         **kwargs,
-    )
-    batch = BatchProcessor(
-        analysis=Queue(),
-        publisher=sent,
-        dead_letter_topic="dlq",
-        max_peek_bytes=100_000,
-        **common,
     )
 
     async def run(records: list[InputRecord]) -> None:

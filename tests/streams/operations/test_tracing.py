@@ -10,12 +10,11 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from processors import make_processor
 
 from analyzers.pipeline import AnalysisRequest
-from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
 from streams.kafka.records import Headers, InputRecord, Outgoing
-from streams.operations.metrics import WorkerMetrics
 from streams.operations.tracing import (
     BATCH_SPAN,
     DEDUP_SPAN,
@@ -28,9 +27,6 @@ from streams.operations.tracing import (
     parse_traceparent,
     tracing_from_env,
 )
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
-from streams.processing.processor import BatchProcessor, ProcessorConfig
 
 SAMPLED_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 SAMPLED_PARENT = 0xB7AD6B7169203331
@@ -71,20 +67,8 @@ class Queue:
 
 def engine(tracing: Tracing) -> Any:
     sent = Sent()
-    common: dict[str, Any] = dict(
-        config=ProcessorConfig(output_topic="out", default_analyses=ALL_ANALYSES),
-        decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
-        dedup=LruDedupStore(max_entries=100, ttl_s=60),
-        metrics=WorkerMetrics(),
-        analyzer_versions=lambda: VERSIONS,
-        tracing=tracing,
-    )
-    batch = BatchProcessor(
-        analysis=Queue(),
-        publisher=sent,
-        dead_letter_topic="dlq",
-        max_peek_bytes=100_000,
-        **common,
+    batch = make_processor(
+        analysis=Queue(), publisher=sent, analyzer_versions=lambda: VERSIONS, tracing=tracing
     )
 
     async def run(records: list[InputRecord]) -> None:

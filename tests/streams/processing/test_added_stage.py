@@ -14,14 +14,12 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from processors import make_processor
 
 from analyzers.stages import stages_restored
 from streams.analysis.batcher import analysis_from_settings
 from streams.analysis.pipeline_factory import resolve_pipeline_factory
 from streams.kafka.records import InputRecord, Outgoing
-from streams.operations.metrics import WorkerMetrics
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
 from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
 from streams.settings import Settings
 
@@ -57,15 +55,10 @@ async def plugin_processor() -> AsyncIterator[tuple[BatchProcessor, Published]]:
         published = Published()
         try:
             yield (
-                BatchProcessor(
-                    config=ProcessorConfig(output_topic="out", default_analyses=settings.analyses),
-                    decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
+                make_processor(
                     analysis=batcher,
                     publisher=published,
-                    dead_letter_topic="dlq",
-                    max_peek_bytes=100_000,
-                    dedup=LruDedupStore(max_entries=100, ttl_s=60),
-                    metrics=WorkerMetrics(),
+                    config=ProcessorConfig(output_topic="out", default_analyses=settings.analyses),
                     analyzer_versions=lambda: dict(pool.versions),
                 ),
                 published,

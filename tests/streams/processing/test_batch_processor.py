@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
+from processors import make_processor
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.errors import InvalidEvent, ServiceUnavailable, StageTimeout
@@ -17,8 +18,6 @@ from streams.analysis.batcher import Deliver
 from streams.kafka.publisher import PartlyPublished
 from streams.kafka.records import InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
 from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
 
 
@@ -80,7 +79,9 @@ def make(
     publisher = publisher or RecordingPublisher()
     queue = ScriptedQueue()
     metrics = WorkerMetrics()
-    processor = BatchProcessor(
+    processor = make_processor(
+        analysis=queue,
+        publisher=publisher,
         config=ProcessorConfig(
             output_topic="out",
             default_analyses=ALL_ANALYSES,
@@ -88,14 +89,7 @@ def make(
             max_attempts=3,
             retry_backoff_s=0.001,
         ),
-        decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
-        analysis=queue,
-        publisher=publisher,
-        dead_letter_topic="dlq",
-        max_peek_bytes=100_000,
-        dedup=LruDedupStore(max_entries=100, ttl_s=60),
         metrics=metrics,
-        analyzer_versions=lambda: {"keywords": "k1"},
         publish_backoff_s=0.001,
         refused_record_grace_s=refused_record_grace_s,
     )

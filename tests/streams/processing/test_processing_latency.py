@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+from processors import make_processor
 from prometheus_client import generate_latest
 
 from analyzers.pipeline import AnalysisRequest
@@ -16,8 +17,6 @@ from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
 from streams.kafka.records import InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
 from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
 
 SLOW_S = 0.05
@@ -46,16 +45,12 @@ class Queue:
 def make(policy: str) -> tuple[BatchProcessor, Publisher, WorkerMetrics]:
     publisher = Publisher()
     metrics = WorkerMetrics()
-    processor = BatchProcessor(
+    processor = make_processor(
+        analysis=Queue(),
+        publisher=publisher,
         config=ProcessorConfig(
             output_topic="out", default_analyses=ALL_ANALYSES, dedup_policy=policy
         ),
-        decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
-        analysis=Queue(),
-        publisher=publisher,
-        dead_letter_topic="dlq",
-        max_peek_bytes=100_000,
-        dedup=LruDedupStore(max_entries=100, ttl_s=60),
         metrics=metrics,
         analyzer_versions=dict,
     )

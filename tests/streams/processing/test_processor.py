@@ -9,15 +9,13 @@ from collections import Counter
 from typing import Any
 
 import orjson
+from processors import make_processor
 
 from analyzers.pipeline import AnalysisRequest
-from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
 from streams.kafka.records import InputRecord, Outgoing
 from streams.operations.metrics import WorkerMetrics
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
-from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
+from streams.processing.processor import BatchProcessor, Outcome
 
 
 class Recorded:
@@ -52,17 +50,7 @@ class Analysis:
 
 def make() -> tuple[BatchProcessor, Recorded, Analysis, WorkerMetrics]:
     out, analysis, metrics = Recorded(), Analysis(), WorkerMetrics()
-    processor = BatchProcessor(
-        config=ProcessorConfig(output_topic="out", default_analyses=ALL_ANALYSES),
-        decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
-        analysis=analysis,
-        publisher=out,
-        dead_letter_topic="dlq",
-        max_peek_bytes=100_000,
-        dedup=LruDedupStore(max_entries=100, ttl_s=60),
-        metrics=metrics,
-        analyzer_versions=lambda: {"keywords": "k1"},
-    )
+    processor = make_processor(analysis=analysis, publisher=out, metrics=metrics)
     return processor, out, analysis, metrics
 
 

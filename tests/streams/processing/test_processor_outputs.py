@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError
+from processors import make_processor
 from prometheus_client import generate_latest
 
 from analyzers.pipeline import AnalysisRequest
@@ -17,8 +18,6 @@ from streams.analysis.batcher import Deliver
 from streams.kafka.records import InputRecord, Outgoing
 from streams.kafka.transactions import BatchOutputs, Buffered
 from streams.operations.metrics import WorkerMetrics
-from streams.processing.decoding import EventDecoder
-from streams.processing.dedup import LruDedupStore
 from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
 
 
@@ -55,18 +54,13 @@ def make(
     metrics: WorkerMetrics | None = None,
 ) -> tuple[BatchProcessor, NoPublishing]:
     publisher = NoPublishing()
-    processor = BatchProcessor(
+    processor = make_processor(
+        analysis=DelayedQueue(delays),
+        publisher=publisher,
         config=ProcessorConfig(
             output_topic="out", default_analyses=ALL_ANALYSES, dedup_policy=policy
         ),
-        decoder=EventDecoder(max_payload_bytes=100_000, max_text_chars=1000),
-        analysis=DelayedQueue(delays),
-        publisher=publisher,
-        dead_letter_topic="dlq",
-        max_peek_bytes=100_000,
-        dedup=LruDedupStore(max_entries=100, ttl_s=60),
         metrics=metrics or WorkerMetrics(),
-        analyzer_versions=lambda: {"keywords": "k1"},
     )
     return processor, publisher
 

@@ -12,16 +12,16 @@ from typing import Any
 
 import orjson
 import pytest
+from processors import make_processor
 
 from analyzers.pipeline import AnalysisRequest
 from schemas.dead_letter import DeadLetter
 from schemas.events import ALL_ANALYSES
 from streams.analysis.batcher import Deliver
 from streams.kafka.records import Headers, InputRecord, Outgoing
-from streams.operations.metrics import WorkerMetrics
 from streams.processing.decoding import EventDecoder
 from streams.processing.dedup import LruDedupStore
-from streams.processing.processor import BatchProcessor, Outcome, ProcessorConfig
+from streams.processing.processor import Outcome, ProcessorConfig
 
 ENTITY = "北京"
 
@@ -104,15 +104,13 @@ class Engine:
             **scoped,
         )
         decoder = decoder or EventDecoder(max_payload_bytes=1_000_000, max_text_chars=10_000)
-        self.batch = BatchProcessor(
-            config=config,
-            decoder=decoder,
+        self.batch = make_processor(
             analysis=self.analysis,
             publisher=self.out,
-            dead_letter_topic="dlq",
+            config=config,
+            decoder=decoder,
             max_peek_bytes=1_000_000,
             dedup=self.store,
-            metrics=WorkerMetrics(),
             analyzer_versions=lambda: {"entities": "e1"},
             publish_backoff_s=0.001,
         )
