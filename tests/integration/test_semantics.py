@@ -61,6 +61,11 @@ class Mode:
         # What a downstream reader of exactly_once output must use to see it once.
         return "read_committed" if self.exactly_once else "read_uncommitted"
 
+    async def read(self, bootstrap: str, topic: str, **wanted: Any) -> list[Any]:
+        """``consume`` as a downstream reader of this mode's output must (read_committed
+        under exactly_once)."""
+        return await consume(bootstrap, topic, isolation_level=self.isolation, **wanted)
+
     def env(self, **env: str) -> dict[str, str]:
         return {
             "CONTENTSTREAM_ENGINE": self.engine,
@@ -148,13 +153,8 @@ async def test_kill_9_mid_run_loses_nothing(
     await wait_for_results(setup, n // 4, timeout=300, isolation=mode.isolation)
     first.kill()  # SIGKILL: no drain, no final commit, a transaction left open
     second = start(setup, tmp_path, workers, **env)
-    records = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=n,
-        timeout=600,
-        idle_after_expect=5,
-        isolation_level=mode.isolation,
+    records = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=n, timeout=600, idle_after_expect=5
     )
     by_id = results_by_id(records)
     duplicates = assert_all_once(mode, by_id, {str(i) for i in range(n)}, second.log_tail())
@@ -181,13 +181,8 @@ async def test_two_workers_one_restarted_mid_run(
     await wait_for_results(setup, n // 5, timeout=300, isolation=mode.isolation)
     assert a.terminate() == 0, a.log_tail()
     start(setup, tmp_path, workers, **mode.env())
-    records = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=n,
-        timeout=600,
-        idle_after_expect=3,
-        isolation_level=mode.isolation,
+    records = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=n, timeout=600, idle_after_expect=3
     )
     logs = "\n".join(w.log_tail(10) for w in workers)
     duplicates = assert_all_once(mode, results_by_id(records), {str(i) for i in range(n)}, logs)
@@ -207,13 +202,8 @@ async def test_graceful_sigterm_exits_0_and_loses_nothing(
     await wait_for_results(setup, n // 4, timeout=120, isolation=mode.isolation)
     assert first.terminate() == 0, first.log_tail()  # mid-run: events still in flight
     start(setup, tmp_path, workers, **env)
-    records = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=n,
-        timeout=300,
-        idle_after_expect=3,
-        isolation_level=mode.isolation,
+    records = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=n, timeout=300, idle_after_expect=3
     )
     by_id = results_by_id(records)
     assert_all_once(mode, by_id, {str(i) for i in range(n)}, first.log_tail())
@@ -242,13 +232,8 @@ async def test_exactly_once_fences_a_worker_that_lost_its_partitions_while_pause
         await asyncio.sleep(15)  # past the 10 s session timeout: the group moves on
     finally:
         zombie.proc.send_signal(signal.SIGCONT)
-    records = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=n,
-        timeout=600,
-        idle_after_expect=5,
-        isolation_level=mode.isolation,
+    records = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=n, timeout=600, idle_after_expect=5
     )
     logs = "\n".join(w.log_tail(15) for w in workers)
     assert_all_once(mode, results_by_id(records), {str(i) for i in range(n)}, logs)
@@ -417,13 +402,8 @@ async def test_hung_analysis_delays_its_partition_by_at_most_the_timeout(
     values = [event("hang", "这条分析会卡住 [[hang]]")]
     values += [event(f"n{i}", text(i)) for i in range(200)]
     await produce(setup.bootstrap, setup.raw_topic, values)
-    records = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=201,
-        timeout=60,
-        idle_after_expect=1,
-        isolation_level=mode.isolation,
+    records = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=201, timeout=60, idle_after_expect=1
     )
     assert_all_once(mode, results_by_id(records), {"hang"}, workers[0].log_tail())
     results = {
@@ -466,23 +446,13 @@ async def test_a_result_too_large_for_the_output_topic_becomes_a_dead_letter(
     values = [event("before", f"{salt} {REFUSED_TEXTS[0]}"), big]
     values.append(event("after", f"{salt} {REFUSED_TEXTS[2]}"))
     await produce(setup.bootstrap, setup.raw_topic, values)
-    results = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=2,
-        timeout=120,
-        idle_after_expect=2,
-        isolation_level=mode.isolation,
+    results = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=2, timeout=120, idle_after_expect=2
     )
     ids = sorted(orjson.loads(r.value)["id"] for r in results)
     assert ids == ["after", "before"], workers[0].log_tail()
-    letters = await consume(
-        setup.bootstrap,
-        setup.dlq_topic,
-        expect=1,
-        timeout=60,
-        idle_after_expect=1,
-        isolation_level=mode.isolation,
+    letters = await mode.read(
+        setup.bootstrap, setup.dlq_topic, expect=1, timeout=60, idle_after_expect=1
     )
     assert len(letters) == 1, workers[0].log_tail()
     (letter,) = letters
@@ -504,13 +474,8 @@ async def test_a_dead_letter_too_large_for_its_topic_goes_out_without_the_origin
     start(setup, tmp_path, workers, **mode.env(CONTENTSTREAM_REFUSED_RECORD_GRACE_S="1"))
     huge = event("huge", "长" * 1_000_000)  # 3 MB: over CONTENTSTREAM_MAX_PAYLOAD_BYTES
     await produce(setup.bootstrap, setup.raw_topic, [huge, event("next", REFUSED_TEXTS[0])])
-    letters = await consume(
-        setup.bootstrap,
-        setup.dlq_topic,
-        expect=1,
-        timeout=120,
-        idle_after_expect=1,
-        isolation_level=mode.isolation,
+    letters = await mode.read(
+        setup.bootstrap, setup.dlq_topic, expect=1, timeout=120, idle_after_expect=1
     )
     assert len(letters) == 1, workers[0].log_tail()
     (letter,) = letters
@@ -521,13 +486,8 @@ async def test_a_dead_letter_too_large_for_its_topic_goes_out_without_the_origin
     # Where the original still is.
     assert headers["contentstream-source-topic"] == setup.raw_topic.encode()
     assert headers["contentstream-source-offset"] == b"0"
-    results = await consume(
-        setup.bootstrap,
-        setup.output_topic,
-        expect=1,
-        timeout=60,
-        idle_after_expect=1,
-        isolation_level=mode.isolation,
+    results = await mode.read(
+        setup.bootstrap, setup.output_topic, expect=1, timeout=60, idle_after_expect=1
     )
     assert [orjson.loads(r.value)["id"] for r in results] == ["next"]
 
