@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -345,7 +345,7 @@ def one_char_names_file(contexts: dict[tuple[str, int], str]) -> str:
 
 
 def drop_unlabelled_abbreviations(
-    fragments: list[Sentence], annotated: list[Sentence]
+    fragments: list[Sentence], contexts: Mapping[tuple[str, int], str]
 ) -> list[Sentence]:
     """Fragments without a one-character name left unlabelled.
 
@@ -353,9 +353,8 @@ def drop_unlabelled_abbreviations(
     中日关系: 中 and 日 are O), where People's Daily and MSRA mark 9% of their names that way
     (华, 中, 美 as LOC). Trained on both, the tagger learnt that a single character is never
     a name and missed nearly all of them (19 predicted of 101 in the People's Daily
-    held-out sentences). A fragment with such a character in a context the annotated
-    corpora mark as a name is dropped (657 of 35,198)."""
-    contexts = abbreviation_contexts(annotated)
+    held-out sentences). A fragment with such a character in one of the ``contexts``
+    (``abbreviation_contexts``) is dropped (657 of 35,198)."""
     return [
         s
         for s in fragments
@@ -366,10 +365,14 @@ def drop_unlabelled_abbreviations(
 
 
 def training_data(
-    spec: str, splits: set[Split], scheme: dict[str, str] | None
+    spec: str,
+    splits: set[Split],
+    scheme: dict[str, str] | None,
+    abbreviations: Mapping[tuple[str, int], str],
 ) -> list[tuple[Sentence, int, str | None]]:
     """(sentence, copies, domain) rows from ``name:copies`` pairs. The sources with a
-    held-out part contribute only their ``splits``; the others all of their rows."""
+    held-out part contribute only their ``splits``; the others all of their rows.
+    ``abbreviations``: the one-character name contexts the fragments are filtered by."""
     data: list[tuple[Sentence, int, str | None]] = []
     for item in filter(None, spec.split(",")):
         name, _, copies = item.partition(":")
@@ -382,9 +385,8 @@ def training_data(
             before = len(rows)
             rows = drop_overlapping(rows, guarded)
             print(f"{name}: {before - len(rows)} fragments inside held-out sentences dropped")
-            annotated = [s for g in GUARDED_SOURCES for s in sentences(g, splits)]
             before = len(rows)
-            rows = drop_unlabelled_abbreviations(rows, annotated)
+            rows = drop_unlabelled_abbreviations(rows, abbreviations)
             print(f"{name}: {before - len(rows)} fragments with unlabelled one-character names")
         domain = None
         if scheme is not None:
@@ -440,7 +442,11 @@ def main() -> None:
     train_splits: set[Split] = {"train"} if args.tune else {"train", "tune"}
     scheme = DOMAIN_SCHEMES[args.domain_features] if args.domain_features else None
     pd_domain = PD_DOMAIN if scheme is not None else None
-    data = training_data(args.sources, train_splits, scheme)
+    # One-character name contexts of the annotated corpora: they filter the fragments and
+    # are written beside the weights for OneCharNames.
+    annotated = [s for g in GUARDED_SOURCES for s in sentences(g, train_splits)]
+    abbreviations = abbreviation_contexts(annotated)
+    data = training_data(args.sources, train_splits, scheme, abbreviations)
     if args.augment:
         pd_train = sentences("peoples_daily", train_splits)
         data += [(s, 1, pd_domain) for s in augment(pd_train, args.augment, args.jieba_share)]
@@ -464,8 +470,7 @@ def main() -> None:
     if args.arrays_out:
         np.savez(args.arrays_out, **arrays)  # type: ignore[arg-type]
     tagger = ChineseEntityTagger.from_arrays(arrays, margin=6.0)
-    annotated = [s for g in GUARDED_SOURCES for s in sentences(g, train_splits)]
-    one_char_names = one_char_names_file(abbreviation_contexts(annotated))
+    one_char_names = one_char_names_file(abbreviations)
     tagger.one_char_names = OneCharNames.parse(one_char_names)
 
     for name, split in reports:

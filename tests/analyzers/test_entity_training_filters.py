@@ -56,5 +56,6 @@ def test_fragments_with_an_unlabelled_abbreviation_are_dropped(
         Sentence("中心城市建设", ()),  # kept
         Sentence("美国驻华大使", ((0, 2, "LOC"),)),  # 驻华 never seen: kept
     ]
-    kept = train_entities.drop_unlabelled_abbreviations(fragments, ANNOTATED)
+    contexts = train_entities.abbreviation_contexts(ANNOTATED)
+    kept = train_entities.drop_unlabelled_abbreviations(fragments, contexts)
     assert kept == [fragments[1], fragments[3], fragments[4]]
