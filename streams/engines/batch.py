@@ -44,7 +44,7 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from streams.engines.offsets import OffsetLedger, Slot
-from streams.engines.waiting import InFlight, wait_set
+from streams.engines.waiting import InFlight, Stopping, wait_set
 from streams.kafka.clients import make_consumer, make_transactional_producer
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
@@ -100,12 +100,11 @@ class BatchEngine:
         self._ledger = OffsetLedger()
         self._tasks: set[asyncio.Task[None]] = set()
         self._flight = InFlight(on_in_flight)
-        self._stopping = asyncio.Event()
+        self._stopping = Stopping()
         self._last_commit = time.monotonic()
         self._commit_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.finished = 0
-        self._fatal: BaseException | None = None
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self._new_transactions = transactions or self._partition_transactions
         self._transactions: dict[TopicPartition, PartitionTransactions] = {}
@@ -185,8 +184,7 @@ class BatchEngine:
                 self._launch(records)
             if time.monotonic() - self._last_commit >= self.settings.commit_interval_s:
                 await self.commit()
-        if self._fatal is not None:
-            raise RuntimeError("a batch failed unexpectedly") from self._fatal
+        self._stopping.raise_failure()
 
     async def _wait_first(self, awaitable: Any) -> None:
         waiter = asyncio.ensure_future(awaitable)
@@ -220,12 +218,7 @@ class BatchEngine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A bug, not a bad event (those become dead letters). Its offsets can never
-            # be committed now, so stop the worker: a restart reprocesses the batch,
-            # instead of a partition silently holding back every later commit.
-            log.exception("batch of %d record(s) failed; stopping the worker", len(records))
-            self._fatal = exc
-            self._stopping.set()
+            self._stopping.fail(exc, len(records))
         finally:
             self._flight.remove(len(records))
 

@@ -36,7 +36,7 @@ from faust.streams import Stream
 from faust.types import EventT
 
 from streams.engines.offsets import OffsetLedger, Slot
-from streams.engines.waiting import InFlight
+from streams.engines.waiting import InFlight, Stopping
 from streams.kafka.clients import MAX_RECORD_BYTES
 from streams.kafka.publisher import KafkaPublisher
 from streams.kafka.records import InputRecord, TopicPartition, input_record
@@ -123,8 +123,7 @@ class FaustEngine:
         self._unacked: dict[TopicPartition, deque[EventT[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._flight = InFlight(on_in_flight)
-        self._stopping = asyncio.Event()
-        self._fatal: BaseException | None = None
+        self._stopping = Stopping()
         self.finished = 0
 
     @property
@@ -144,8 +143,7 @@ class FaustEngine:
         finally:
             stopping.cancel()
             app_stopped.cancel()
-        if self._fatal is not None:
-            raise RuntimeError("a batch failed unexpectedly") from self._fatal
+        self._stopping.raise_failure()
         if self.app.crashed:
             raise RuntimeError("the Faust app crashed") from self.app.crash_reason
         if not self._stopping.is_set():
@@ -196,11 +194,7 @@ class FaustEngine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A bug, not a bad event (those become dead letters): its events can never
-            # be acknowledged now, so stop the worker rather than hold the partition.
-            log.exception("batch of %d record(s) failed; stopping the worker", len(records))
-            self._fatal = exc
-            self._stopping.set()
+            self._stopping.fail(exc, len(records))
         finally:
             self._flight.remove(len(records))
 

@@ -1,4 +1,4 @@
-"""Bounded waits both engines' shutdown and rebalances use."""
+"""Bounded waits both engines' shutdown and rebalances use, and how their loops stop."""
 
 from __future__ import annotations
 
@@ -61,3 +61,34 @@ class InFlight:
 
     async def drain(self, timeout_s: float) -> bool:
         return await drain(self.idle, timeout_s, lambda: self.count)
+
+
+class Stopping:
+    """The one way an engine's loop ends: asked to (``set``, a signal or a revocation),
+    or because a batch failed (``fail``); ``raise_failure`` re-raises the latter once
+    the loop is out."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def fail(self, exc: BaseException, records: int) -> None:
+        # A bug, not a bad event (those become dead letters). The batch's offsets can
+        # never be committed now, so stop the worker: a restart reprocesses the batch,
+        # instead of a partition silently holding back every later commit.
+        log.error("batch of %d record(s) failed; stopping the worker", records, exc_info=exc)
+        self.failure = exc
+        self._event.set()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError("a batch failed unexpectedly") from self.failure
